@@ -80,7 +80,9 @@ func (p *publisher) connect(n NATSConfig) error {
 			signal(p.up)
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			p.log.Warn("nats disconnected", "err", err)
+			if err != nil { // nil: our own Close at shutdown
+				p.log.Warn("nats disconnected", "err", err)
+			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			p.log.Warn("nats error", "err", err)
