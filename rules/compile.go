@@ -1,0 +1,166 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+)
+
+// exprEnv is the typed environment of rule expressions: the variables.
+// Functions are expr.Functions (see funcs.go).
+type exprEnv struct {
+	Host string `expr:"host"` // the subject
+}
+
+// exprProblem is a problem at a rune offset of an expression.
+type exprProblem struct {
+	offset int
+	msg    string
+}
+
+// compileExpr compiles src as a bool condition whose functions read ctx.
+// It answers the selectors the expression reads and every problem found.
+func compileExpr(ctx *evalCtx, src string) (program *vm.Program, sels []*Selector, problems []exprProblem) {
+	v := &callVisitor{src: []rune(src)}
+	defer func() {
+		if r := recover(); r != nil { // expr must not take the loader down
+			program = nil
+			problems = append(problems, exprProblem{0, fmt.Sprintf("expr: internal error: %v", r)})
+		}
+	}()
+	opts := []expr.Option{
+		expr.Env(exprEnv{}),
+		expr.AsBool(),
+		expr.DisableBuiltin("now"), // evaluation time is an argument, never the wall clock
+		expr.Patch(v),
+	}
+	for _, f := range funcSpecs {
+		opts = append(opts, expr.Function(f.name, bind(ctx, f), f.types...))
+	}
+	program, err := expr.Compile(src, opts...)
+	problems = v.problems
+	if err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			problems = append(problems, exprProblem{fe.From, "expr: " + strings.TrimSpace(fe.Message)})
+		} else {
+			problems = append(problems, exprProblem{0, "expr: " + strings.TrimSpace(err.Error())})
+		}
+		program = nil
+	}
+	if len(problems) > 0 {
+		return nil, v.sels, problems
+	}
+	for _, s := range v.sels {
+		ctx.addSelector(s)
+	}
+	return program, v.sels, nil
+}
+
+// bind gives a function its evaluation context.
+func bind(ctx *evalCtx, f *funcSpec) func(args ...any) (any, error) {
+	return func(args ...any) (any, error) { return f.call(ctx, args) }
+}
+
+// callVisitor checks, before expr type-checks the tree, that every
+// selector argument is a string literal holding a valid selector.
+type callVisitor struct {
+	src      []rune
+	sels     []*Selector
+	problems []exprProblem
+}
+
+func (v *callVisitor) Visit(node *ast.Node) {
+	if b, ok := (*node).(*ast.BuiltinNode); ok && b.Name == "duration" {
+		v.foldDuration(node, b.Arguments)
+		return
+	}
+	call, ok := (*node).(*ast.CallNode)
+	if !ok {
+		return
+	}
+	id, ok := call.Callee.(*ast.IdentifierNode)
+	if !ok {
+		return
+	}
+	f := lookupFunc(id.Value)
+	if f == nil || !f.selector || len(call.Arguments) == 0 {
+		return
+	}
+	arg := call.Arguments[0]
+	lit, ok := arg.(*ast.StringNode)
+	if !ok {
+		v.problems = append(v.problems, exprProblem{leftmost(arg),
+			fmt.Sprintf("%s(): the selector must be a string literal, like \"mem.used_percent\"", f.name)})
+		return
+	}
+	sel, err := ParseSelector(lit.Value)
+	if err != nil {
+		var se *SelectorError
+		errors.As(err, &se)
+		v.problems = append(v.problems, exprProblem{v.literalOffset(lit, se.Offset), fmt.Sprintf("%s(): bad selector %q: %s", f.name, lit.Value, se.Msg)})
+		return
+	}
+	for _, s := range v.sels {
+		if s.Text == sel.Text {
+			return
+		}
+	}
+	v.sels = append(v.sels, sel)
+}
+
+// foldDuration replaces duration("30m") by its value, which expr would
+// otherwise parse on every run, and reports a bad literal at load time.
+// Anything else is left to expr.
+func (v *callVisitor) foldDuration(node *ast.Node, args []ast.Node) {
+	if len(args) != 1 {
+		return
+	}
+	lit, ok := args[0].(*ast.StringNode)
+	if !ok {
+		return
+	}
+	d, err := time.ParseDuration(lit.Value)
+	if err != nil {
+		v.problems = append(v.problems, exprProblem{v.literalOffset(lit, 0),
+			fmt.Sprintf("duration(): invalid duration %q (want e.g. 30s, 5m, 1h)", lit.Value)})
+		return
+	}
+	ast.Patch(node, &ast.ConstantNode{Value: d})
+}
+
+// literalOffset is the offset in the expression of rune i of a string
+// literal's value; the literal's start when escapes make it unknowable.
+func (v *callVisitor) literalOffset(lit *ast.StringNode, i int) int {
+	loc := lit.Location()
+	if loc.From < 0 || loc.To > len(v.src) || loc.From >= loc.To {
+		return loc.From
+	}
+	raw := string(v.src[loc.From:loc.To])
+	if raw == `"`+lit.Value+`"` || raw == `'`+lit.Value+`'` || raw == "`"+lit.Value+"`" {
+		return loc.From + 1 + i
+	}
+	return loc.From
+}
+
+// leftmost is the smallest offset of a node of the tree (binary nodes are
+// located at their operator).
+func leftmost(n ast.Node) int {
+	m := &minVisitor{min: n.Location().From}
+	ast.Walk(&n, m)
+	return m.min
+}
+
+type minVisitor struct{ min int }
+
+func (m *minVisitor) Visit(n *ast.Node) {
+	if loc := (*n).Location(); loc.To > loc.From && loc.From < m.min {
+		m.min = loc.From
+	}
+}

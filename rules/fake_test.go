@@ -1,0 +1,85 @@
+package rules
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// fakeSource is a test double of the controller's Source: answers come
+// from maps keyed by subject and canonical selector; a missing key is "no
+// data". It records the arguments of ETA and Forecast calls.
+type fakeSource struct {
+	subjects  []string
+	values    map[string]float64 // subject|selector
+	anomalies map[string]float64
+	etas      map[string]fakeETA // subject|selector|level
+	forecasts map[string]float64 // subject|selector|horizon
+	lastSeen  map[string]time.Time
+	calls     []string
+}
+
+type fakeETA struct {
+	eta  time.Duration
+	conf float64
+}
+
+func newFake(subjects ...string) *fakeSource {
+	sort.Strings(subjects)
+	return &fakeSource{subjects: subjects, values: map[string]float64{}, anomalies: map[string]float64{},
+		etas: map[string]fakeETA{}, forecasts: map[string]float64{}, lastSeen: map[string]time.Time{}}
+}
+
+func (f *fakeSource) Subjects() []string { return f.subjects }
+
+func (f *fakeSource) Value(subject string, sel *Selector) (float64, bool) {
+	v, ok := f.values[subject+"|"+sel.String()]
+	return v, ok
+}
+
+func (f *fakeSource) Anomaly(subject string, sel *Selector) (float64, bool) {
+	v, ok := f.anomalies[subject+"|"+sel.String()]
+	return v, ok
+}
+
+func (f *fakeSource) ETA(subject string, sel *Selector, level float64, now time.Time) (time.Duration, float64, bool) {
+	f.calls = append(f.calls, fmt.Sprintf("ETA(%s,%s,%v,%s)", subject, sel, level, now.Format(time.TimeOnly)))
+	e, ok := f.etas[fmt.Sprintf("%s|%s|%v", subject, sel, level)]
+	return e.eta, e.conf, ok
+}
+
+func (f *fakeSource) Forecast(subject string, sel *Selector, horizon time.Duration, now time.Time) (float64, bool) {
+	f.calls = append(f.calls, fmt.Sprintf("Forecast(%s,%s,%s,%s)", subject, sel, horizon, now.Format(time.TimeOnly)))
+	v, ok := f.forecasts[fmt.Sprintf("%s|%s|%s", subject, sel, horizon)]
+	return v, ok
+}
+
+func (f *fakeSource) LastSeen(subject string) (time.Time, bool) {
+	t, ok := f.lastSeen[subject]
+	return t, ok
+}
+
+// mustParse compiles a rule file or fails the test.
+func mustParse(t interface {
+	Helper()
+	Fatal(...any)
+}, src string) *Set {
+	t.Helper()
+	set, err := Parse("test.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// oneRule is a rule file with one group (interval 10s) holding one rule
+// named r with the given extra YAML lines.
+func oneRule(expr string, extra ...string) string {
+	s := "groups:\n  - name: g\n    interval: 10s\n    rules:\n      - name: r\n        expr: '" + expr + "'\n"
+	for _, e := range extra {
+		s += "        " + e + "\n"
+	}
+	return s
+}
+
+var t0 = time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
