@@ -1,0 +1,59 @@
+// Command vigil is Vigil's operator tool: the local demo, rule checks and
+// controller status.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/vigil-sre/vigil/internal/version"
+)
+
+const mainUsage = `vigil — predict failures of AI services and act before the outage.
+
+Usage:
+  vigil demo [--duration D] [--json]   run everything in-process on embedded defaults
+  vigil rules check FILE|DIR...        validate rule files; every problem as file:line:col
+  vigil rules test FILE|DIR...         run rule unit tests
+  vigil status [--api URL]             hosts and rule states of a running controller
+  vigil bench nab|forecast ...         detector and forecast benchmarks
+  vigil version
+
+Run "vigil <command> -h" for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, mainUsage)
+		return 2
+	}
+	switch args[0] {
+	case "demo":
+		return cmdDemo(args[1:], stdout, stderr)
+	case "demo-backup": // the demo's backup action, run by the controller
+		return cmdDemoBackup(args[1:], stdout, stderr)
+	case "rules":
+		return cmdRules(args[1:], stdout, stderr)
+	case "status":
+		return cmdStatus(args[1:], stdout, stderr)
+	case "bench":
+		return cmdBench(args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "vigil", version.String())
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, mainUsage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "vigil: unknown command %q\n\n%s", args[0], mainUsage)
+		return 2
+	}
+}
+
+func nowStamp() string { return time.Now().UTC().Format("20060102T150405.000Z") }

@@ -1,0 +1,137 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Handler serves the controller's HTTP API:
+//
+//	GET  /healthz               liveness
+//	GET  /api/v1/status         hosts and rule states (JSON)
+//	POST /api/v1/rules/reload   reload rule files (400 with every error if they do not load)
+//	GET  /metrics               Prometheus text exposition of the counters
+func (c *Controller) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		st, err := c.Status(ctx)
+		if err != nil {
+			http.Error(w, "status: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
+	mux.HandleFunc("POST /api/v1/rules/reload", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		if err := c.Reload(ctx); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		c.writeMetrics(w)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// ServeAPI serves Handler on addr until ctx ends.
+func (c *Controller) ServeAPI(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("api listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	c.log.Info("api listening", "addr", ln.Addr().String())
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("api: %w", err)
+	}
+	return nil
+}
+
+func (c *Controller) writeMetrics(w io.Writer) {
+	s := &c.stats
+	m := []struct {
+		name, help string
+		v          float64
+	}{
+		{"vigil_telemetry_messages_total", "Telemetry batches consumed.", float64(s.Messages.Load())},
+		{"vigil_telemetry_points_total", "Line-protocol points accepted.", float64(s.Points.Load())},
+		{"vigil_telemetry_samples_total", "Numeric samples fed to detectors.", float64(s.Samples.Load())},
+		{"vigil_telemetry_malformed_lines_total", "Malformed line-protocol lines skipped.", float64(s.MalformedLines.Load())},
+		{"vigil_telemetry_oversize_batches_total", "Telemetry batches over the size limit, dropped.", float64(s.Oversize.Load())},
+		{"vigil_telemetry_non_numeric_fields_total", "String fields, NaN and Inf values not fed to detectors.", float64(s.NonNumeric.Load())},
+		{"vigil_telemetry_series_limit_total", "Samples refused because their host reached its series limit.", float64(s.SeriesLimit.Load())},
+		{"vigil_telemetry_gaps_total", "Batches missing according to Vigil-Seq.", float64(s.Gaps.Load())},
+		{"vigil_telemetry_duplicates_total", "Batches received again (same or older Vigil-Seq).", float64(s.Duplicates.Load())},
+		{"vigil_anomalies_total", "Anomaly events recorded.", float64(s.Anomalies.Load())},
+		{"vigil_predictions_total", "Forecast predictions started.", float64(s.Predictions.Load())},
+		{"vigil_rule_evaluation_rounds_total", "Rule evaluation rounds.", float64(s.Evaluations.Load())},
+		{"vigil_rule_evaluation_seconds_total", "Time spent evaluating rules.", float64(s.EvalNanoseconds.Load()) / 1e9},
+		{"vigil_rule_reloads_total", "Successful rule reloads.", float64(s.RuleReloads.Load())},
+		{"vigil_rule_reload_errors_total", "Rule reloads refused because the files did not load.", float64(s.RuleLoadErrors.Load())},
+		{"vigil_events_published_total", "Events acknowledged by the events stream.", float64(c.pub.published.Load())},
+		{"vigil_events_dropped_total", "Events dropped (queue full or shutdown).", float64(c.pub.dropped.Load())},
+		{"vigil_events_publish_retries_total", "Event batches re-sent after a failed publish.", float64(c.pub.retries.Load())},
+		{"vigil_actions_submitted_total", "Intents handed to the dispatcher.", float64(c.disp.submitted.Load())},
+		{"vigil_actions_started_total", "Actions started.", float64(c.disp.started.Load())},
+		{"vigil_actions_succeeded_total", "Actions that succeeded.", float64(c.disp.succeeded.Load())},
+		{"vigil_actions_failed_total", "Actions that failed or timed out.", float64(c.disp.failed.Load())},
+		{"vigil_actions_skipped_total", "Intents not run: duplicate, cooldown, dry run or rejected.", float64(c.disp.skipped.Load())},
+	}
+	for _, x := range m {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %g\n", x.name, x.help, x.name, x.name, x.v)
+	}
+	if c.history == nil {
+		return
+	}
+	hs := c.history.Stats()
+	streams := []struct {
+		name string
+		s    HistoryStreamStats
+	}{{"events", hs.Events}, {"telemetry", hs.Telemetry}}
+	hm := []struct {
+		name, help, typ string
+		v               func(HistoryStreamStats) uint64
+	}{
+		{"vigil_history_points_total", "Points written to InfluxDB.", "counter", func(s HistoryStreamStats) uint64 { return s.Points }},
+		{"vigil_history_batches_total", "Writes accepted by InfluxDB.", "counter", func(s HistoryStreamStats) uint64 { return s.Batches }},
+		{"vigil_history_retries_total", "Writes retried after a failure.", "counter", func(s HistoryStreamStats) uint64 { return s.Retries }},
+		{"vigil_history_rejected_total", "Messages InfluxDB refused as bad data (terminated).", "counter", func(s HistoryStreamStats) uint64 { return s.Rejected }},
+		{"vigil_history_malformed_lines_total", "Malformed telemetry lines not written.", "counter", func(s HistoryStreamStats) uint64 { return s.Malformed }},
+		{"vigil_history_lag_messages", "Messages not yet written (pending and in flight).", "gauge", func(s HistoryStreamStats) uint64 { return s.Lag() }},
+	}
+	for _, x := range hm {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", x.name, x.help, x.name, x.typ)
+		for _, st := range streams {
+			fmt.Fprintf(w, "%s{stream=%q} %d\n", x.name, st.name, x.v(st.s))
+		}
+	}
+}

@@ -1,0 +1,264 @@
+// Package controller is Vigil's controller: it consumes telemetry from
+// JetStream, keeps per-series state with streaming detectors and
+// forecasters, evaluates rules, dispatches actions and records every event
+// in the events stream (and from there in InfluxDB).
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-sre/vigil/detectors"
+	"github.com/vigil-sre/vigil/internal/wire"
+	"github.com/vigil-sre/vigil/rules"
+)
+
+// Controller is one controller process. Its mutable state (series, rule
+// states) is owned by the goroutine running Run; NATS callbacks and the
+// API never touch it directly.
+type Controller struct {
+	cfg *Config
+	log *slog.Logger
+	now func() time.Time
+
+	nc *nats.Conn
+	js jetstream.JetStream
+
+	store   *store
+	engine  *rules.Engine
+	pub     *publisher
+	disp    *dispatcher
+	history *History
+
+	reload    chan chan error
+	statusReq chan chan *Status
+	stats     Stats
+
+	// per-message context for the decode callback (owner goroutine only)
+	dec     wire.Decoder
+	msgHost string
+	msgNow  time.Time
+	visitFn func(*wire.PointView)
+	badLog  map[string]time.Time // subject -> last time a malformed line was logged
+	seqs    map[string]*seqState // subject token -> sequence accounting
+}
+
+// Stats are the controller's counters, exported on /metrics.
+type Stats struct {
+	Messages, Samples, Points    atomic.Uint64
+	MalformedLines, Oversize     atomic.Uint64
+	NonNumeric, SeriesLimit      atomic.Uint64
+	Gaps, Duplicates             atomic.Uint64
+	Anomalies, Predictions       atomic.Uint64
+	RuleLoadErrors, RuleReloads  atomic.Uint64
+	Evaluations, EvalNanoseconds atomic.Uint64
+}
+
+// New builds a controller over an established NATS connection. rules is
+// the initial rule set (may be empty).
+func New(cfg *Config, nc *nats.Conn, set *rules.Set, log *slog.Logger) (*Controller, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if _, err := detectors.NewDetector(cfg.Detectors.Anomaly); err != nil {
+		return nil, fmt.Errorf("detectors.anomaly: %w", err)
+	}
+	newFc, err := cfg.Detectors.newForecaster()
+	if err != nil {
+		return nil, fmt.Errorf("detectors: %w", err)
+	}
+	newDet := func() detectors.Detector { d, _ := detectors.NewDetector(cfg.Detectors.Anomaly); return d }
+	c := &Controller{
+		cfg: cfg, log: log, now: time.Now, nc: nc, js: js,
+		store:     newStore(newDet, newFc, cfg.Forecasts),
+		engine:    rules.NewEngine(set),
+		reload:    make(chan chan error),
+		statusReq: make(chan chan *Status),
+		badLog:    map[string]time.Time{},
+		seqs:      map[string]*seqState{},
+	}
+	c.pub = newPublisher(js, log.With("component", "events"), 1<<16)
+	c.disp = newDispatcher(cfg.Actions, c.pub, log.With("component", "dispatcher"), c.now)
+	if cfg.History.URL != "" {
+		h, err := NewHistory(cfg.History, js, log.With("component", "history"))
+		if err != nil {
+			return nil, err
+		}
+		c.history = h
+	}
+	c.visitFn = c.visit
+	return c, nil
+}
+
+// Reload replaces the rule set from the configured files. A set that does
+// not load leaves the running rules untouched and returns the errors.
+func (c *Controller) Reload(ctx context.Context) error {
+	done := make(chan error, 1)
+	select {
+	case c.reload <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Status asks the owner goroutine for a snapshot of hosts and rules.
+func (c *Controller) Status(ctx context.Context) (*Status, error) {
+	out := make(chan *Status, 1)
+	select {
+	case c.statusReq <- out:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case st := <-out:
+		return st, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Run runs the controller until ctx ends. Shutdown drains upstream first
+// (telemetry), then actions and events, and flushes history last.
+func (c *Controller) Run(ctx context.Context) error {
+	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := EnsureStreams(setup, c.js, c.cfg.Streams)
+	cancel()
+	if err != nil {
+		return err
+	}
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, wire.TelemetryStream, jetstream.ConsumerConfig{
+		Durable:       c.cfg.Consumer,
+		Description:   "vigil controller telemetry",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxAckPending: 50000,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("telemetry consumer %s: %w", c.cfg.Consumer, err)
+	}
+
+	var lower sync.WaitGroup // event producers: dispatcher and the owner
+	var upper sync.WaitGroup // publisher and history, stopped last
+	errs := make(chan error, 4)
+	histCtx, stopHist := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHist()
+	pubDone := make(chan struct{})
+	upper.Add(1)
+	go func() { defer upper.Done(); defer close(pubDone); errs <- c.pub.Run(histCtx) }()
+	if c.history != nil {
+		upper.Add(1)
+		go func() { defer upper.Done(); errs <- c.history.Run(histCtx) }()
+	}
+	lower.Add(1)
+	go func() { defer lower.Done(); errs <- c.disp.Run(ctx) }()
+
+	msgs := make(chan jetstream.Msg, 4096)
+	lower.Add(1)
+	go func() { defer lower.Done(); errs <- c.ingest(ctx, cons, msgs) }()
+
+	err = c.loop(ctx, msgs)
+
+	lower.Wait() // ingest and dispatcher (running actions finish)
+	for len(msgs) > 0 {
+		_ = (<-msgs).Nak() // fetched, not processed: back to the stream for the next run
+	}
+	c.pub.Close() // then the events queue drains: Run returns once all are acknowledged
+	select {
+	case <-pubDone:
+	case <-time.After(15 * time.Second):
+		c.log.Warn("events not all published at shutdown", "queued", len(c.pub.ch))
+	}
+	stopHist() // history last: what it has not written stays in the stream
+	upper.Wait()
+	close(errs)
+	for e := range errs {
+		if e != nil && !errors.Is(e, context.Canceled) {
+			err = errors.Join(err, e)
+		}
+	}
+	return err
+}
+
+// ingest pulls telemetry and hands it to the owner goroutine.
+func (c *Controller) ingest(ctx context.Context, cons jetstream.Consumer, out chan<- jetstream.Msg) error {
+	it, err := cons.Messages(jetstream.PullMaxMessages(2000))
+	if err != nil {
+		return fmt.Errorf("telemetry consumer: %w", err)
+	}
+	// Drain, not Stop: what was already fetched comes out of Next and is
+	// returned to the stream (Nak) for the next run at once, rather than
+	// after the acknowledgement wait, behind newer telemetry.
+	go func() { <-ctx.Done(); it.Drain() }()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				return nil
+			}
+			c.log.Warn("telemetry fetch", "err", err)
+			continue
+		}
+		if ctx.Err() != nil {
+			_ = msg.Nak()
+			continue
+		}
+		select {
+		case out <- msg:
+		case <-ctx.Done():
+			_ = msg.Nak()
+		}
+	}
+}
+
+// loop is the owner goroutine: telemetry, rule evaluation, forecasts.
+func (c *Controller) loop(ctx context.Context, msgs <-chan jetstream.Msg) error {
+	// Groups have their own intervals; the engine evaluates those that are
+	// due, so a fine tick only bounds how late an evaluation can be.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	fc := time.NewTicker(time.Second)
+	defer fc.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-msgs:
+			c.handle(m)
+		case <-tick.C:
+			c.evaluate(c.now())
+		case <-fc.C:
+			c.updateForecasts(c.now())
+		case done := <-c.reload:
+			done <- c.reloadRules()
+		case out := <-c.statusReq:
+			out <- c.snapshot(c.now())
+		}
+	}
+}
+
+func (c *Controller) reloadRules() error {
+	set, err := rules.LoadFiles(c.cfg.Rules...)
+	if err != nil {
+		c.stats.RuleLoadErrors.Add(1)
+		return err
+	}
+	c.engine.Replace(set)
+	c.stats.RuleReloads.Add(1)
+	return nil
+}

@@ -1,0 +1,180 @@
+package controller
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigil-sre/vigil/internal/wire"
+	"github.com/vigil-sre/vigil/rules"
+)
+
+// dispatcher turns rule intents into actions. It owns de-duplication (an
+// intent key runs at most once), cooldowns per rule and subject, dry runs,
+// a concurrency limit and timeouts, and records every phase as an event.
+type dispatcher struct {
+	cfg ActionsConfig
+	pub *publisher
+	log *slog.Logger
+	now func() time.Time
+
+	in  chan rules.Intent
+	sem chan struct{}
+	wg  sync.WaitGroup
+
+	// Owned by Run's goroutine.
+	seen    map[string]time.Time // intent key -> when accepted
+	lastRun map[string]time.Time // rule/subject -> when last started
+
+	submitted, started, succeeded, failed, skipped, overflow atomic.Uint64
+}
+
+func newDispatcher(cfg ActionsConfig, pub *publisher, log *slog.Logger, now func() time.Time) *dispatcher {
+	return &dispatcher{
+		cfg: cfg, pub: pub, log: log, now: now,
+		in:      make(chan rules.Intent, 1024),
+		sem:     make(chan struct{}, cfg.Concurrency),
+		seen:    map[string]time.Time{},
+		lastRun: map[string]time.Time{},
+	}
+}
+
+// Submit queues an intent without blocking; false when the queue is full
+// (counted, and recorded as a rejected action).
+func (d *dispatcher) Submit(in rules.Intent) bool {
+	select {
+	case d.in <- in:
+		d.submitted.Add(1)
+		return true
+	default:
+		d.overflow.Add(1)
+		ev := d.event(in, "skipped")
+		ev.Outcome, ev.Error = OutcomeRejected, "dispatcher queue full"
+		d.pub.Publish(ev)
+		return false
+	}
+}
+
+// Run dispatches until ctx ends, then waits for running actions (each is
+// bounded by its own timeout).
+func (d *dispatcher) Run(ctx context.Context) error {
+	defer d.wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case in := <-d.in:
+			d.dispatch(ctx, in)
+		}
+	}
+}
+
+func (d *dispatcher) dispatch(ctx context.Context, in rules.Intent) {
+	now := d.now()
+	if _, dup := d.seen[in.Key]; dup {
+		d.skip(in, OutcomeDup, "intent key already handled")
+		return
+	}
+	d.seen[in.Key] = now
+	d.expire(now)
+	r := in.Rule
+	rk := r.Group + "/" + r.Name + "/" + in.Subject
+	if last, ok := d.lastRun[rk]; ok && now.Sub(last) < r.Cooldown {
+		d.skip(in, OutcomeCooldown, "cooldown until "+last.Add(r.Cooldown).UTC().Format(time.RFC3339))
+		return
+	}
+	if r.Mode == "dry_run" || d.cfg.DryRun {
+		d.lastRun[rk] = now
+		d.skip(in, OutcomeDryRun, "")
+		return
+	}
+	act, err := newAction(r.Action, d.cfg)
+	if err != nil {
+		d.skip(in, OutcomeRejected, err.Error())
+		return
+	}
+	d.lastRun[rk] = now
+	d.wg.Add(1)
+	go d.execute(context.WithoutCancel(ctx), act, in)
+}
+
+// expire forgets intent keys older than a day: a key embeds the firing's
+// start time, so an old key cannot come back.
+func (d *dispatcher) expire(now time.Time) {
+	if len(d.seen) < 4096 {
+		return
+	}
+	for k, t := range d.seen {
+		if now.Sub(t) > 24*time.Hour {
+			delete(d.seen, k)
+		}
+	}
+}
+
+func (d *dispatcher) skip(in rules.Intent, outcome, why string) {
+	d.skipped.Add(1)
+	ev := d.event(in, "skipped")
+	ev.Outcome, ev.Error = outcome, why
+	d.pub.Publish(ev)
+	d.log.Info("action skipped", "rule", in.Rule.Name, "host", in.Subject, "outcome", outcome, "reason", why)
+}
+
+func (d *dispatcher) execute(ctx context.Context, act Action, in rules.Intent) {
+	defer d.wg.Done()
+	d.sem <- struct{}{}
+	defer func() { <-d.sem }()
+	d.started.Add(1)
+	start := d.now()
+	ev := d.event(in, "started")
+	ev.Time = start
+	d.pub.Publish(ev)
+	d.log.Info("action started", "rule", in.Rule.Name, "action", in.Rule.Action.Name, "host", in.Subject, "key", in.Key)
+
+	o, err := act.Execute(ctx, in)
+	end := d.now()
+	ev = d.event(in, "finished")
+	ev.Time = end
+	ev.Outcome, ev.ExitCode, ev.Output = o.Status, o.ExitCode, o.Output
+	ev.DurationSeconds = end.Sub(start).Seconds()
+	if !in.PredictedFailure.IsZero() {
+		ev.LeadSeconds = in.PredictedFailure.Sub(end).Seconds()
+	}
+	if err != nil {
+		ev.Error = err.Error()
+		d.failed.Add(1)
+		d.log.Warn("action failed", "rule", in.Rule.Name, "host", in.Subject, "outcome", o.Status, "err", err)
+	} else {
+		d.succeeded.Add(1)
+		d.log.Info("action finished", "rule", in.Rule.Name, "host", in.Subject, "outcome", o.Status, "duration", end.Sub(start))
+	}
+	d.pub.Publish(ev)
+}
+
+func (d *dispatcher) event(in rules.Intent, phase string) *wire.Event {
+	r := in.Rule
+	ev := &wire.Event{
+		Kind: wire.KindAction, Time: d.now(), Host: in.Subject,
+		Rule: r.Name, Group: r.Group, Severity: r.Severity, State: phase,
+		Key: in.Key, Values: finiteValues(in.Values), Labels: in.Labels,
+	}
+	if r.Action != nil {
+		ev.Action, ev.ActionKind = r.Action.Name, r.Action.Kind
+	}
+	if !in.PredictedFailure.IsZero() {
+		ev.PredictedAt = in.PredictedFailure
+	}
+	return ev
+}
+
+func finiteValues(m map[string]float64) map[string]float64 {
+	out := make(map[string]float64, len(m))
+	for k, v := range m {
+		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+			out[k] = v
+		}
+	}
+	return out
+}

@@ -1,0 +1,229 @@
+package controller
+
+import (
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vigil-sre/vigil/detectors"
+	"github.com/vigil-sre/vigil/internal/wire"
+	"github.com/vigil-sre/vigil/rules"
+)
+
+// series is the state of one numeric series of one host: its latest
+// sample, an anomaly detector and a forecaster, all O(1).
+type series struct {
+	measurement, field string
+	tags               []rules.Tag // sorted, host excluded
+	tagString          string      // canonical "k=v,k=v"
+	last               float64
+	lastT              int64
+	score              detectors.Score
+	det                detectors.Detector
+	fc                 detectors.Forecaster
+	lastAnomalyT       int64 // when the last anomaly event was emitted
+	anomalous          bool
+	preds              []prediction // one per forecast watch selecting it
+}
+
+func (s *series) name() string { return s.measurement + "." + s.field }
+
+func (s *series) tag(key string) (string, bool) {
+	for _, t := range s.tags {
+		if t.Key == key {
+			return t.Value, true
+		}
+	}
+	return "", false
+}
+
+// host is everything known about one host.
+type host struct {
+	name     string
+	series   map[string]*series // by key: measurement \0 field \0 tags (line order)
+	ordered  []*series          // for selector scans, in creation order
+	lastSeen time.Time
+	// selector cache: selector text -> matching series, valid while
+	// len(ordered) is unchanged.
+	matchN  int
+	matches map[*rules.Selector][]*series
+}
+
+// store holds every host's series. It is owned by the controller's state
+// goroutine; nothing else touches it.
+type store struct {
+	hosts    map[string]*host
+	names    []string // sorted host names, rebuilt when a host appears
+	newDet   func() detectors.Detector
+	newFc    func() detectors.Forecaster
+	watches  []ForecastConfig
+	key      []byte // scratch
+	maxSerie int    // per host series limit
+}
+
+func newStore(newDet func() detectors.Detector, newFc func() detectors.Forecaster, watches []ForecastConfig) *store {
+	return &store{hosts: map[string]*host{}, newDet: newDet, newFc: newFc, watches: watches, maxSerie: 100000}
+}
+
+func (st *store) host(name string) *host {
+	h := st.hosts[name]
+	if h == nil {
+		h = &host{name: name, series: map[string]*series{}, matches: map[*rules.Selector][]*series{}}
+		st.hosts[name] = h
+		st.names = append(st.names, name)
+		sort.Strings(st.names)
+	}
+	return h
+}
+
+// observe updates the series of one field of point p on host h and
+// returns it. ok is false when the host reached its series limit.
+func (st *store) observe(h *host, p *wire.PointView, f *wire.FieldView, x float64, t int64) (*series, bool) {
+	k := st.key[:0]
+	k = append(k, p.Measurement...)
+	k = append(k, 0)
+	k = append(k, f.Key...)
+	k = append(k, 0)
+	for _, tg := range p.Tags {
+		if string(tg.Key) == "host" {
+			continue
+		}
+		k = append(k, tg.Key...)
+		k = append(k, '=')
+		k = append(k, tg.Value...)
+		k = append(k, ',')
+	}
+	st.key = k
+	s := h.series[string(k)]
+	if s == nil {
+		if len(h.ordered) >= st.maxSerie {
+			return nil, false
+		}
+		s = st.newSeries(p, f)
+		h.series[string(k)] = s
+		h.ordered = append(h.ordered, s)
+	}
+	if t < s.lastT { // out of order: keep latest, do not feed the models
+		return s, true
+	}
+	s.last, s.lastT = x, t
+	s.score = s.det.Observe(t, x)
+	s.fc.Observe(t, x)
+	return s, true
+}
+
+func (st *store) newSeries(p *wire.PointView, f *wire.FieldView) *series {
+	s := &series{measurement: string(p.Measurement), field: string(f.Key), det: st.newDet(), fc: st.newFc()}
+	for _, tg := range p.Tags {
+		if string(tg.Key) == "host" {
+			continue
+		}
+		s.tags = append(s.tags, rules.Tag{Key: string(tg.Key), Value: string(tg.Value)})
+	}
+	sort.Slice(s.tags, func(i, j int) bool { return s.tags[i].Key < s.tags[j].Key })
+	parts := make([]string, len(s.tags))
+	for i, t := range s.tags {
+		parts[i] = t.Key + "=" + t.Value
+	}
+	s.tagString = strings.Join(parts, ",")
+	for i := range st.watches {
+		w := &st.watches[i]
+		if w.sel.Match(s.measurement, s.field, s.tag) {
+			s.preds = append(s.preds, prediction{watch: w})
+		}
+	}
+	return s
+}
+
+// match returns the series of h selected by sel, cached until h gains a
+// series.
+func (h *host) match(sel *rules.Selector) []*series {
+	if h.matchN != len(h.ordered) {
+		clear(h.matches)
+		h.matchN = len(h.ordered)
+	}
+	m, ok := h.matches[sel]
+	if ok {
+		return m
+	}
+	for _, s := range h.ordered {
+		if sel.Match(s.measurement, s.field, s.tag) {
+			m = append(m, s)
+		}
+	}
+	h.matches[sel] = m
+	return m
+}
+
+// Source implementation for the rule engine.
+
+var _ rules.Source = (*store)(nil)
+
+func (st *store) Subjects() []string { return st.names }
+
+func (st *store) Value(subject string, sel *rules.Selector) (float64, bool) {
+	h := st.hosts[subject]
+	if h == nil {
+		return 0, false
+	}
+	best, ok := math.Inf(-1), false
+	for _, s := range h.match(sel) {
+		if s.last > best || !ok {
+			best, ok = s.last, true
+		}
+	}
+	return best, ok
+}
+
+func (st *store) Anomaly(subject string, sel *rules.Selector) (float64, bool) {
+	h := st.hosts[subject]
+	if h == nil {
+		return 0, false
+	}
+	best, ok := 0.0, false
+	for _, s := range h.match(sel) {
+		if s.score.Likelihood > best || !ok {
+			best, ok = s.score.Likelihood, true
+		}
+	}
+	return best, ok
+}
+
+func (st *store) ETA(subject string, sel *rules.Selector, level float64, now time.Time) (time.Duration, float64, bool) {
+	h := st.hosts[subject]
+	if h == nil {
+		return 0, 0, false
+	}
+	eta, conf, ok := rules.Never, 0.0, false
+	for _, s := range h.match(sel) {
+		ok = true
+		f := s.fc.ETA(now.UnixNano(), level)
+		if f.OK && f.ETA < eta {
+			eta, conf = f.ETA, f.Confidence
+		}
+	}
+	return eta, conf, ok
+}
+
+func (st *store) Forecast(subject string, sel *rules.Selector, horizon time.Duration, now time.Time) (float64, bool) {
+	h := st.hosts[subject]
+	if h == nil {
+		return 0, false
+	}
+	best, ok := math.Inf(-1), false
+	for _, s := range h.match(sel) {
+		if v, _, _, fok := s.fc.Predict(now.UnixNano(), horizon); fok && v > best {
+			best, ok = v, true
+		}
+	}
+	return best, ok
+}
+
+func (st *store) LastSeen(subject string) (time.Time, bool) {
+	h := st.hosts[subject]
+	if h == nil {
+		return time.Time{}, false
+	}
+	return h.lastSeen, true
+}
