@@ -51,7 +51,13 @@ func TestExampleConfigDecodesAndShowsTheDefaults(t *testing.T) {
 	if ex.Streams != (controller.StreamsConfig{}).WithDefaults() {
 		t.Errorf("streams %+v, defaults %+v", ex.Streams, controller.StreamsConfig{}.WithDefaults())
 	}
-	if ex.Consumer != def.Consumer || ex.API != def.API || ex.Actions != def.Actions || ex.Detectors != def.Detectors {
+	// pass_env: the example spells out the default list (tests extend
+	// DefaultPassEnv for their helper program, so compare with the list).
+	if want := []string{"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR"}; !reflect.DeepEqual(ex.Actions.PassEnv, want) || def.Actions.PassEnv != nil {
+		t.Errorf("pass_env: example %q, default %q", ex.Actions.PassEnv, def.Actions.PassEnv)
+	}
+	ex.Actions.PassEnv = nil
+	if ex.Consumer != def.Consumer || ex.API != def.API || !reflect.DeepEqual(ex.Actions, def.Actions) || ex.Detectors != def.Detectors {
 		t.Errorf("example differs from the defaults:\nexample  %q %+v %+v %+v\ndefaults %q %+v %+v %+v",
 			ex.Consumer, ex.API, ex.Actions, ex.Detectors, def.Consumer, def.API, def.Actions, def.Detectors)
 	}
