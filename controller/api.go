@@ -16,6 +16,9 @@ import (
 //	GET  /healthz               liveness
 //	GET  /api/v1/status         hosts and rule states (JSON)
 //	POST /api/v1/rules/reload   reload rule files (400 with every error if they do not load)
+//	GET  /api/v1/actions        recent actions with their state, newest first
+//	POST /api/v1/actions/approve {"key": K, "by": NAME}           run an action awaiting approval
+//	POST /api/v1/actions/deny    {"key": K, "by": NAME, "reason": R} drop it
 //	GET  /metrics               Prometheus text exposition of the counters
 func (c *Controller) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -41,6 +44,33 @@ func (c *Controller) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
 	})
+	mux.HandleFunc("GET /api/v1/actions", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, c.disp.records.list())
+	})
+	decide := func(approve bool) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			var req struct{ Key, By, Reason string }
+			if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil || req.Key == "" || req.By == "" {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": `body must be JSON {"key": "...", "by": "<operator>"}`})
+				return
+			}
+			ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+			defer cancel()
+			err := c.disp.Decide(ctx, req.Key, req.By, req.Reason, approve)
+			switch {
+			case errors.Is(err, ErrNoSuchApproval):
+				writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+			case err != nil:
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+			case approve:
+				writeJSON(w, http.StatusOK, map[string]string{"status": "approved", "key": req.Key})
+			default:
+				writeJSON(w, http.StatusOK, map[string]string{"status": "denied", "key": req.Key})
+			}
+		}
+	}
+	mux.HandleFunc("POST /api/v1/actions/approve", decide(true))
+	mux.HandleFunc("POST /api/v1/actions/deny", decide(false))
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		c.writeMetrics(w)

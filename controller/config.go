@@ -136,6 +136,16 @@ type ActionsConfig struct {
 	// inherits; nothing else of it reaches the program. Default PATH, HOME,
 	// USER, LANG, LC_ALL, TZ, TMPDIR.
 	PassEnv []string `yaml:"pass_env"`
+	// ApprovalTimeout: an action of a rule in manual mode that nobody
+	// approves or denies within it is dropped (outcome expired). Default 1h.
+	ApprovalTimeout time.Duration `yaml:"approval_timeout"`
+}
+
+func (a ActionsConfig) approvalTimeout() time.Duration {
+	if a.ApprovalTimeout <= 0 {
+		return time.Hour
+	}
+	return a.ApprovalTimeout
 }
 
 // DefaultPassEnv is the default of actions.pass_env.
@@ -254,6 +264,9 @@ func (c *Config) validate(doc *config.Doc) error {
 	}
 	if c.Actions.Concurrency < 0 {
 		errs = append(errs, doc.Errorf("actions.concurrency", "concurrency must be positive"))
+	}
+	if c.Actions.ApprovalTimeout == 0 {
+		c.Actions.ApprovalTimeout = time.Hour
 	}
 	if c.Actions.MaxOutput == 0 {
 		c.Actions.MaxOutput = 64 << 10

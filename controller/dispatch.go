@@ -28,6 +28,10 @@ type dispatcher struct {
 	// Owned by Run's goroutine.
 	seen    map[string]time.Time // intent key -> when accepted
 	lastRun map[string]time.Time // rule/subject -> when last started
+	pending map[string]*pendingApproval
+	decide  chan decision
+
+	records *actionLog
 
 	submitted, started, succeeded, failed, skipped, overflow atomic.Uint64
 }
@@ -39,6 +43,9 @@ func newDispatcher(cfg ActionsConfig, pub *publisher, log *slog.Logger, now func
 		sem:     make(chan struct{}, cfg.Concurrency),
 		seen:    map[string]time.Time{},
 		lastRun: map[string]time.Time{},
+		pending: map[string]*pendingApproval{},
+		decide:  make(chan decision),
+		records: newActionLog(1000),
 	}
 }
 
@@ -62,12 +69,18 @@ func (d *dispatcher) Submit(in rules.Intent) bool {
 // bounded by its own timeout).
 func (d *dispatcher) Run(ctx context.Context) error {
 	defer d.wg.Wait()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case in := <-d.in:
 			d.dispatch(ctx, in)
+		case dec := <-d.decide:
+			dec.done <- d.decideApproval(ctx, dec)
+		case <-tick.C:
+			d.expireApprovals(d.now())
 		}
 	}
 }
@@ -91,14 +104,24 @@ func (d *dispatcher) dispatch(ctx context.Context, in rules.Intent) {
 		d.skip(in, OutcomeDryRun, "")
 		return
 	}
-	act, err := newAction(r.Action, d.cfg)
+	if r.Mode == "manual" {
+		d.await(in, now)
+		return
+	}
+	d.launch(ctx, in, now, "")
+}
+
+// launch builds the intent's action and runs it in its own goroutine.
+func (d *dispatcher) launch(ctx context.Context, in rules.Intent, now time.Time, approvedBy string) {
+	act, err := newAction(in.Rule.Action, d.cfg)
 	if err != nil {
 		d.skip(in, OutcomeRejected, err.Error())
 		return
 	}
-	d.lastRun[rk] = now
+	r := in.Rule
+	d.lastRun[r.Group+"/"+r.Name+"/"+in.Subject] = now
 	d.wg.Add(1)
-	go d.execute(context.WithoutCancel(ctx), act, in)
+	go d.execute(context.WithoutCancel(ctx), act, in, approvedBy)
 }
 
 // expire forgets intent keys older than a day: a key embeds the firing's
@@ -119,10 +142,11 @@ func (d *dispatcher) skip(in rules.Intent, outcome, why string) {
 	ev := d.event(in, "skipped")
 	ev.Outcome, ev.Error = outcome, why
 	d.pub.Publish(ev)
+	d.records.update(in, "skipped", outcome, why, ev.Time)
 	d.log.Info("action skipped", "rule", in.Rule.Name, "host", in.Subject, "outcome", outcome, "reason", why)
 }
 
-func (d *dispatcher) execute(ctx context.Context, act Action, in rules.Intent) {
+func (d *dispatcher) execute(ctx context.Context, act Action, in rules.Intent, approvedBy string) {
 	defer d.wg.Done()
 	d.sem <- struct{}{}
 	defer func() { <-d.sem }()
@@ -130,7 +154,11 @@ func (d *dispatcher) execute(ctx context.Context, act Action, in rules.Intent) {
 	start := d.now()
 	ev := d.event(in, "started")
 	ev.Time = start
+	if approvedBy != "" {
+		ev.Labels = withLabel(ev.Labels, "approved_by", approvedBy)
+	}
 	d.pub.Publish(ev)
+	d.records.update(in, "running", "", "", start)
 	d.log.Info("action started", "rule", in.Rule.Name, "action", in.Rule.Action.Name, "host", in.Subject, "key", in.Key)
 
 	o, err := act.Execute(ctx, in)
@@ -150,7 +178,11 @@ func (d *dispatcher) execute(ctx context.Context, act Action, in rules.Intent) {
 		d.succeeded.Add(1)
 		d.log.Info("action finished", "rule", in.Rule.Name, "host", in.Subject, "outcome", o.Status, "duration", end.Sub(start))
 	}
+	if approvedBy != "" {
+		ev.Labels = withLabel(ev.Labels, "approved_by", approvedBy)
+	}
 	d.pub.Publish(ev)
+	d.records.update(in, "finished", o.Status, ev.Error, end)
 }
 
 func (d *dispatcher) event(in rules.Intent, phase string) *wire.Event {

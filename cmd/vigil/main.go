@@ -18,6 +18,8 @@ Usage:
   vigil rules check FILE|DIR...        validate rule files; every problem as file:line:col
   vigil rules test FILE|DIR...         run rule unit tests
   vigil status [--api URL]             hosts and rule states of a running controller
+  vigil actions [--api URL]            recent actions and their state
+  vigil approve KEY | vigil deny KEY   decide on an action of a rule in manual mode
   vigil bench nab|forecast ...         detector and forecast benchmarks
   vigil version
 
@@ -42,6 +44,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRules(args[1:], stdout, stderr)
 	case "status":
 		return cmdStatus(args[1:], stdout, stderr)
+	case "actions":
+		return cmdActions(args[1:], stdout, stderr)
+	case "approve":
+		return cmdDecide(true, args[1:], stdout, stderr)
+	case "deny":
+		return cmdDecide(false, args[1:], stdout, stderr)
 	case "bench":
 		return cmdBench(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
