@@ -115,7 +115,10 @@ func NewTrend(cfg TrendConfig) *Trend {
 }
 
 // Observe absorbs the sample x taken at t (Unix ns).
-func (tr *Trend) Observe(t int64, x float64) {
+func (tr *Trend) Observe(t int64, x float64) { tr.observeW(t, x, 1) }
+
+// observeW absorbs the sample x taken at t with weight w > 0.
+func (tr *Trend) observeW(t int64, x, w float64) {
 	dx := x - tr.mx
 	if !finite(dx * dx) {
 		return
@@ -129,7 +132,7 @@ func (tr *Trend) Observe(t int64, x float64) {
 		}
 	}
 	tr.last = t
-	tr.add(x)
+	tr.addW(x, w)
 }
 
 // decay ages the state by dt seconds.
@@ -151,10 +154,14 @@ func (tr *Trend) decay(dt float64) {
 }
 
 // add joins the sample x at u = 0 with weight 1.
-func (tr *Trend) add(x float64) {
-	s0 := tr.s0 + 1
-	f := 1 / s0
-	g := tr.s0 / s0 // 1 − f
+func (tr *Trend) add(x float64) { tr.addW(x, 1) }
+
+// addW joins the sample x at u = 0 with weight w > 0 (West's weighted update:
+// f = w/(S0+w), C += w·(1−f)·δ·δ'; W2, A, Q take w²).
+func (tr *Trend) addW(x, w float64) {
+	s0 := tr.s0 + w
+	f := w / s0
+	g := w * tr.s0 / s0 // w·(1 − f)
 	du := -tr.mu
 	dx := x - tr.mx
 	shift := du * f // how far ū moves
@@ -167,9 +174,10 @@ func (tr *Trend) add(x float64) {
 	tr.cux += g * du * dx
 	tr.cxx += g * dx * dx
 	dev := -tr.mu
-	tr.w2++
-	tr.a += dev
-	tr.q += dev * dev
+	w2 := w * w
+	tr.w2 += w2
+	tr.a += w2 * dev
+	tr.q += w2 * dev * dev
 	tr.s0 = s0
 	tr.n++
 }
@@ -220,6 +228,11 @@ func (tr *Trend) ETA(now int64, level float64) Forecast {
 	if !tr.Ready() || !finite(level) {
 		return Forecast{}
 	}
+	return tr.etaWith(now, level, tr.resVar())
+}
+
+// etaWith is ETA with the residual variance s2 given; the caller checked Ready.
+func (tr *Trend) etaWith(now int64, level, s2 float64) Forecast {
 	b := tr.cux / tr.cuu
 	if b == 0 {
 		return Forecast{}
@@ -228,7 +241,7 @@ func (tr *Trend) ETA(now int64, level float64) Forecast {
 	if level == tr.mx {
 		dir = math.Copysign(1, b)
 	}
-	se := math.Sqrt(math.Max(0, tr.resVar()*tr.q/(tr.cuu*tr.cuu)))
+	se := math.Sqrt(math.Max(0, s2*tr.q/(tr.cuu*tr.cuu)))
 	fc := Forecast{Confidence: normCDF(dir * b / se)}
 	if b*dir < 0 {
 		return fc // moving away
@@ -251,10 +264,14 @@ func (tr *Trend) Predict(now int64, horizon time.Duration) (value, lo, hi float6
 	if !tr.Ready() {
 		return 0, 0, 0, false
 	}
+	return tr.predictWith(now, horizon, tr.resVar())
+}
+
+// predictWith is Predict with the residual variance s2 given; the caller checked Ready.
+func (tr *Trend) predictWith(now int64, horizon time.Duration, s2 float64) (value, lo, hi float64, ok bool) {
 	b := tr.cux / tr.cuu
 	v := tr.age(now) + horizon.Seconds() - tr.mu // distance from ū
 	value = tr.mx + b*v
-	s2 := tr.resVar()
 	fit := s2 * (tr.w2/(tr.s0*tr.s0) + 2*v*tr.a/(tr.s0*tr.cuu) + v*v*tr.q/(tr.cuu*tr.cuu))
 	half := 1.96 * math.Sqrt(math.Max(0, fit)+s2)
 	return value, value - half, value + half, true

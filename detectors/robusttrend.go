@@ -1,0 +1,263 @@
+package detectors
+
+import (
+	"math"
+	"time"
+)
+
+// RobustTrendConfig parameterises the robust trend forecaster. Start from
+// DefaultRobustTrendConfig.
+type RobustTrendConfig struct {
+	// Window, MinSamples and MinSpan are those of the underlying discounted regression (see
+	// TrendConfig). Defaults 1h, 5, 10m.
+	Window     time.Duration
+	MinSamples int
+	MinSpan    time.Duration
+	// Huber: residuals beyond Huber·σ weigh Huber·σ/|r| (> 0). Default 3.
+	Huber float64
+	// Jump: a change between two samples larger than Jump·σ_d is a candidate step or spike
+	// (> 0). Default 6.
+	Jump float64
+	// Margin: the ETA is when the fitted line comes within Margin·σ of the level, σ the
+	// residual scale: a noisy series first touches the level about that early (≥ 0). Default 1.
+	Margin float64
+}
+
+// DefaultRobustTrendConfig returns the defaults listed on RobustTrendConfig's fields.
+func DefaultRobustTrendConfig() RobustTrendConfig {
+	return RobustTrendConfig{Window: 60 * time.Minute, MinSamples: 5, MinSpan: 10 * time.Minute, Huber: 3, Jump: 6, Margin: 1}
+}
+
+// Validate reports the first invalid field of c.
+func (c RobustTrendConfig) Validate() error {
+	if err := c.trend().Validate(); err != nil {
+		return err
+	}
+	switch {
+	case !(c.Huber > 0) || math.IsInf(c.Huber, 0):
+		return fieldError("robust_trend", "huber", c.Huber, "must be positive")
+	case !(c.Jump > 0) || math.IsInf(c.Jump, 0):
+		return fieldError("robust_trend", "jump", c.Jump, "must be positive")
+	case !(c.Margin >= 0) || math.IsInf(c.Margin, 0):
+		return fieldError("robust_trend", "margin", c.Margin, "must be zero or positive")
+	}
+	return nil
+}
+
+func (c RobustTrendConfig) trend() TrendConfig {
+	return TrendConfig{Window: c.Window, MinSamples: c.MinSamples, MinSpan: c.MinSpan}
+}
+
+// RobustTrend is a linear-trend forecaster that spikes, steps (a deletion, a job starting) and
+// heavy-tailed or autocorrelated noise do not fool; create it with NewRobustTrend.
+//
+// Model: Trend's exponentially time-discounted weighted least-squares line (time constant
+// τ = Window; see Trend for the sums, the fit and the gap reset), with these changes.
+//
+// Spikes and steps. Each sample's innovation d = x − x_prev − β·Δt (β the current slope, x_prev
+// the previous accepted sample, Δt the time between them) is compared with σ_d, a robust scale
+// of d. An isolated |d| > Jump·σ_d (the previous sample was not itself a large move) is held
+// back for one sample, then judged by the next one, x':
+//
+//	|x' − (x + β·Δt')|      < |d|/2   a step: the whole history is moved by d (x̄ += d), so the
+//	                                  slope is kept and the level follows at once
+//	|x' − (x_prev + β·Δt'')| < |d|/2  a spike: x is dropped
+//	otherwise                         a ramp (a burst of writes): x joins the fit as usual
+//
+// A step therefore never reads as a trend, in either direction: a deletion does not cancel a
+// fill, and a job that takes 20% of memory at once is not a leak. A burst spread over several
+// samples is growth and is fitted as such.
+//
+// Outliers. A sample joins with Huber weight w = min(1, Huber·σ/|r|), r = x − x̂(t) its residual
+// from the line before it joins, σ = √(π/2)·E|r|, E a time-discounted mean (weight
+// 1 − e^(−Δt/τ)) of |r| clipped at 4σ (so an outlier moves it little but a lasting change of
+// noise is followed). σ_d is kept the same way from d.
+//
+// Confidence and intervals. Residual variance is σ², not Trend's weighted s² (which outliers
+// inflate), times the autocorrelation factor k = (1+ρ)/(1−ρ), ρ ∈ [0, 0.9] the discounted lag-1
+// autocorrelation of successive residuals: slowly wandering noise (load, temperature) has
+// fewer independent samples than it has samples, and k corrects the variance of the slope for
+// that, so a wander is not taken for a confident trend. ETA, Confidence and Predict are then
+// Trend's, with s² → k·σ², except that the ETA is to level ∓ Margin·σ (the side the series
+// comes from): the first sample over the level comes about when the line is that far short of
+// it, so ETA is the expected first passage of the series, not of its mean.
+//
+// Warm-up: as Trend's (MinSamples effective samples spanning MinSpan); jumps are judged only
+// after MinSamples accepted samples. Memory: O(1), about 280 bytes. NaN/±Inf values and samples
+// older than the newest one are ignored; a sample held back is released by the next one.
+//
+// Defaults (DefaultRobustTrendConfig): Window 1h, MinSamples 5, MinSpan 10m, Huber 3, Jump 6,
+// Margin 1 (chosen with `vigil bench forecast`).
+type RobustTrend struct {
+	cfg RobustTrendConfig
+	fit Trend
+	tau float64 // Window, seconds
+
+	prevT      int64   // the last accepted sample
+	prevX      float64 // (its value, on the current level: moved with the steps)
+	prevBig    bool    // the last accepted sample was a large move (part of a ramp)
+	accepted   int64
+	absR, absD float64 // discounted E|r|, E|d|
+	rr, r2     float64 // discounted E[r·r_prev], E[r²] for ρ
+	prevR      float64
+
+	pending    bool // a sample is held back
+	pendT      int64
+	pendX      float64
+	pendD      float64
+	steps      int64 // steps and spikes seen (diagnostics)
+	spikes     int64
+	lastAnyObs int64 // the newest time seen, accepted or held back
+}
+
+// NewRobustTrend returns a forecaster with the given configuration. It panics if cfg.Validate
+// fails: validate configurations read from files first.
+func NewRobustTrend(cfg RobustTrendConfig) *RobustTrend {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	return &RobustTrend{cfg: cfg, fit: *NewTrend(cfg.trend()), tau: cfg.Window.Seconds()}
+}
+
+// Observe absorbs the sample x taken at t (Unix ns).
+func (rt *RobustTrend) Observe(t int64, x float64) {
+	if !finite(x*x) || rt.accepted > 0 && t < rt.lastAnyObs {
+		return
+	}
+	rt.lastAnyObs = t
+	if rt.pending {
+		rt.resolve(t, x)
+		return
+	}
+	rt.process(t, x, false)
+}
+
+// resolve judges the held-back sample by the sample (t, x) that follows it.
+func (rt *RobustTrend) resolve(t int64, x float64) {
+	rt.pending = false
+	b := rt.fit.Slope()
+	d := rt.pendD
+	eStep := math.Abs(x - rt.pendX - b*float64(t-rt.pendT)/1e9)
+	eSpike := math.Abs(x - rt.prevX - b*float64(t-rt.prevT)/1e9)
+	switch {
+	case eStep < math.Abs(d)/2 && eStep <= eSpike:
+		rt.steps++
+		rt.fit.mx += d
+		rt.prevX += d
+		rt.process(rt.pendT, rt.pendX, true)
+	case eSpike < math.Abs(d)/2:
+		rt.spikes++
+	default:
+		rt.process(rt.pendT, rt.pendX, true)
+		rt.prevBig = true
+	}
+	rt.process(t, x, false)
+}
+
+// process judges (jump=false) and joins one sample.
+func (rt *RobustTrend) process(t int64, x float64, judged bool) {
+	if rt.accepted == 0 || rt.fit.n == 0 {
+		rt.fit.Observe(t, x)
+		rt.prevT, rt.prevX, rt.accepted = t, x, rt.accepted+1
+		return
+	}
+	dt := float64(t-rt.prevT) / 1e9
+	b := rt.fit.Slope()
+	d := x - rt.prevX - b*dt
+	r := x - rt.fit.Level(t)
+	warm := rt.accepted >= int64(rt.fit.cfg.MinSamples)
+	sd := 1.2533 * rt.absD
+	big := warm && math.Abs(d) > rt.cfg.Jump*sd
+	if big && !judged && !rt.prevBig {
+		rt.pending, rt.pendT, rt.pendX, rt.pendD = true, t, x, d
+		return
+	}
+	w := 1.0
+	sig := 1.2533 * rt.absR
+	if warm && math.Abs(r) > rt.cfg.Huber*sig {
+		w = rt.cfg.Huber * sig / math.Abs(r)
+	}
+	rt.updateScales(dt, r, d)
+	rt.fit.observeW(t, x, w)
+	rt.prevT, rt.prevX, rt.prevBig = t, x, big
+	rt.accepted++
+}
+
+// updateScales moves E|r|, E|d| and the autocorrelation sums towards this sample's r and d.
+func (rt *RobustTrend) updateScales(dt, r, d float64) {
+	a := 1 / float64(rt.accepted) // plain means while few samples are in
+	if aw := 1 - expNeg(dt/rt.tau); rt.accepted > int64(rt.fit.cfg.MinSamples) {
+		a = aw
+	}
+	clip := func(v, m float64) float64 {
+		v = math.Abs(v)
+		if lim := 4 * 1.2533 * m; m > 0 && v > lim {
+			return lim
+		}
+		return v
+	}
+	rc := clip(r, rt.absR)
+	rt.absR += a * (rc - rt.absR)
+	rt.absD += a * (clip(d, rt.absD) - rt.absD)
+	rcs := math.Copysign(rc, r)
+	rt.rr += a * (rcs*rt.prevR - rt.rr)
+	rt.r2 += a * (rcs*rcs - rt.r2)
+	rt.prevR = rcs
+}
+
+// variance returns k·σ² (see the type's documentation).
+func (rt *RobustTrend) variance() float64 {
+	sig := 1.2533 * rt.absR
+	s2 := sig * sig
+	rho := 0.0
+	if rt.r2 > 0 {
+		rho = math.Min(0.9, math.Max(0, rt.rr/rt.r2))
+	}
+	return s2 * (1 + rho) / (1 - rho)
+}
+
+// Ready reports whether the warm-up is over.
+func (rt *RobustTrend) Ready() bool { return rt.fit.Ready() }
+
+// Slope returns the fitted trend in units per second.
+func (rt *RobustTrend) Slope() float64 { return rt.fit.Slope() }
+
+// Level returns the fitted value at now (Unix ns).
+func (rt *RobustTrend) Level(now int64) float64 { return rt.fit.Level(now) }
+
+// ETA returns when the fitted trend reaches level, seen from now (Unix ns).
+func (rt *RobustTrend) ETA(now int64, level float64) Forecast {
+	if !rt.fit.Ready() || !finite(level) {
+		return Forecast{}
+	}
+	k := rt.variance()
+	fc := rt.fit.etaWith(now, level, k)
+	if m := 1.2533 * rt.absR * rt.cfg.Margin; fc.OK && fc.ETA > 0 && m > 0 {
+		// The noisy series reaches the level about when its fitted line is m short of it.
+		dir := math.Copysign(1, level-rt.fit.mx)
+		if e := rt.fit.etaWith(now, level-dir*m, k); e.OK {
+			fc.ETA = e.ETA
+		} else {
+			fc.ETA = 0
+		}
+	}
+	return fc
+}
+
+// Predict returns the fitted value at now+horizon with an approximate 95% prediction interval.
+func (rt *RobustTrend) Predict(now int64, horizon time.Duration) (value, lo, hi float64, ok bool) {
+	if !rt.fit.Ready() {
+		return 0, 0, 0, false
+	}
+	k := rt.variance()
+	return rt.fit.predictWith(now, horizon, k)
+}
+
+// Reset forgets all samples; the configuration is kept.
+func (rt *RobustTrend) Reset() { *rt = *NewRobustTrend(rt.cfg) }
+
+func init() {
+	RegisterForecaster("robust_trend", func() Forecaster { return NewRobustTrend(DefaultRobustTrendConfig()) })
+}
+
+var _ Forecaster = (*RobustTrend)(nil)

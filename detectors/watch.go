@@ -1,0 +1,64 @@
+package detectors
+
+import "time"
+
+// WatchChange is what one Watch.Update did to the prediction.
+type WatchChange uint8
+
+// The outcomes of Watch.Update.
+const (
+	WatchIdle    WatchChange = iota // no prediction before or after
+	WatchStarted                    // a prediction started
+	WatchHeld                       // a standing prediction still holds
+	WatchCleared                    // a standing prediction was withdrawn
+)
+
+// Hysteresis of a Watch: a standing prediction is kept while its confidence stays at or above
+// MinConfidence − HoldConfidenceDrop and its ETA within HoldHorizonFactor × horizon.
+const (
+	HoldConfidenceDrop = 0.2
+	HoldHorizonFactor  = 1.25
+)
+
+// Watch turns the successive forecasts of one series towards one level into a steady
+// prediction; it is the hysteresis the controller applies to every forecast watch and that
+// `vigil bench forecast` replays, so both see the same predictions.
+//
+// A prediction starts when a forecast is OK, its Confidence ≥ minConfidence and its ETA ≤
+// horizon; it holds while the forecast stays OK with Confidence ≥ minConfidence − 0.2 and ETA ≤
+// 1.25 × horizon, and is cleared otherwise (or by Clear, when the series reached the level).
+// The gap between the two thresholds keeps a forecast that wavers around them from flapping
+// between "soon" and "never". Memory: 24 bytes; Update is O(1) and allocation-free.
+type Watch struct {
+	Active      bool  // a prediction stands
+	Since       int64 // when the standing prediction started, Unix ns
+	PredictedAt int64 // now + ETA at the latest Update that held, Unix ns
+}
+
+// Update feeds the forecast f made at now (Unix ns) and reports the transition.
+func (w *Watch) Update(now int64, f Forecast, horizon time.Duration, minConfidence float64) WatchChange {
+	var hold bool
+	if w.Active {
+		hold = f.OK && f.Confidence >= minConfidence-HoldConfidenceDrop &&
+			float64(f.ETA) <= HoldHorizonFactor*float64(horizon)
+	} else {
+		hold = f.OK && f.Confidence >= minConfidence && f.ETA <= horizon
+	}
+	if hold {
+		w.PredictedAt = now + int64(f.ETA)
+	}
+	switch {
+	case hold && !w.Active:
+		w.Active, w.Since = true, now
+		return WatchStarted
+	case hold:
+		return WatchHeld
+	case w.Active:
+		w.Active = false
+		return WatchCleared
+	}
+	return WatchIdle
+}
+
+// Clear ends a standing prediction without a transition (the series reached the level).
+func (w *Watch) Clear() { w.Active = false }
