@@ -115,7 +115,7 @@ func (e *EWMA) Observe(_ int64, x float64) Score {
 	if warm {
 		z := (x - e.mu) / sigma
 		z = math.Max(-maxRaw, math.Min(maxRaw, z)) // also maps an overflowed ±Inf to ±maxRaw
-		s = Score{Raw: z, Likelihood: math.Erf(math.Abs(z) / math.Sqrt2)}
+		s = Score{Raw: z, Likelihood: zLikelihood(z)}
 	}
 	a := math.Max(e.cfg.Alpha, 1/float64(e.n+1))
 	d := x - e.mu

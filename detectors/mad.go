@@ -1,0 +1,134 @@
+package detectors
+
+import "math"
+
+// MADConfig parameterises the robust median/MAD detector. Start from DefaultMADConfig.
+type MADConfig struct {
+	// Rate is the step of the streaming quantile estimates, as a fraction of the current MAD,
+	// in (0,1). Default 0.02: the median moves at most 1% of a MAD per sample.
+	Rate float64
+	// Warmup is the number of samples absorbed before scores are reported (≥ 2). Default 30.
+	Warmup int
+	// RelFloor is the smallest MAD relative to |median| (≥ 0). Default 1e-3.
+	RelFloor float64
+	// AbsFloor is the smallest MAD in the series' units (> 0). Default 1e-6.
+	AbsFloor float64
+}
+
+// DefaultMADConfig returns the defaults listed on MADConfig's fields.
+func DefaultMADConfig() MADConfig {
+	return MADConfig{Rate: 0.02, Warmup: 30, RelFloor: 1e-3, AbsFloor: 1e-6}
+}
+
+// Validate reports the first invalid field of c.
+func (c MADConfig) Validate() error {
+	switch {
+	case !(c.Rate > 0 && c.Rate < 1):
+		return fieldError("mad", "rate", c.Rate, "must be in (0,1)")
+	case c.Warmup < 2:
+		return fieldError("mad", "warmup", c.Warmup, "must be at least 2")
+	case !(c.RelFloor >= 0 && c.RelFloor < math.Inf(1)):
+		return fieldError("mad", "rel_floor", c.RelFloor, "must be finite and ≥ 0")
+	case !(c.AbsFloor > 0 && c.AbsFloor < math.Inf(1)):
+		return fieldError("mad", "abs_floor", c.AbsFloor, "must be finite and > 0")
+	}
+	return nil
+}
+
+// MAD is a robust z-score detector: distance from a streaming median in units of a streaming
+// median absolute deviation; create it with NewMAD.
+//
+// What it measures: how unusual x is relative to the bulk of recent samples, ignoring the
+// outliers themselves: a median and a MAD have a 50% breakdown point, so bursts of spikes do
+// not inflate the yardstick the way they inflate a standard deviation.
+//
+// Maths: both quantiles are tracked by stochastic approximation (Robbins–Monro; the "frugal"
+// streaming quantile), with a step proportional to the current scale so the estimate is
+// unit-free. With m the median, d the MAD, d_eff = max(d, RelFloor·|m|, AbsFloor), per finite x:
+//
+//	z = (x − m) / (1.4826·d_eff)            computed before the update (1.4826: σ of a normal)
+//	Raw = z (clamped to ±1e9); Likelihood = erf(|z|/√2)
+//	m ← m + Rate·d_eff·sign(x − m)
+//	d ← d + Rate·d_eff·(1{|x − m| > d} − ½)·2
+//
+// At equilibrium P(x > m) = ½ and P(|x − m| > d) = ½, i.e. m is the median and d the MAD of
+// the recent distribution. m moves at most Rate·d_eff per sample, whatever x is, and d changes
+// by at most a factor 1 ± Rate per sample, so after a level shift of k MADs the estimates catch
+// up geometrically in about ln(k)/Rate samples.
+//
+// Warm-up: the first Warmup samples give exact running mean and deviation (Welford), which seed
+// m = mean and d = 0.6745·deviation; Score{} is returned meanwhile.
+// Time: sample-based; t is ignored. NaN/±Inf observations return Score{} and change nothing.
+// Parameters and defaults (DefaultMADConfig): Rate 0.02, Warmup 30, RelFloor 1e-3,
+// AbsFloor 1e-6. Memory: about 80 bytes, constant.
+type MAD struct {
+	cfg  MADConfig
+	m, d float64
+	w    float64 // Welford sum of squares during the warm-up
+	n    int64
+}
+
+// NewMAD returns a detector with the given configuration. It panics if cfg.Validate fails.
+func NewMAD(cfg MADConfig) *MAD {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	return &MAD{cfg: cfg}
+}
+
+// Observe scores x against the median and MAD of earlier samples, then absorbs it.
+func (m *MAD) Observe(_ int64, x float64) Score {
+	if !finite(x) {
+		return Score{}
+	}
+	if m.n < int64(m.cfg.Warmup) {
+		n := float64(m.n + 1)
+		dm := x - m.m
+		mean := m.m + dm/n
+		w := m.w + dm*(x-mean)
+		if finite(mean) && finite(w) {
+			m.m, m.w, m.n = mean, w, m.n+1
+			m.d = 0.6745 * math.Sqrt(w/n)
+		}
+		return Score{}
+	}
+	d := m.scale()
+	z := (x - m.m) / (1.4826 * d)
+	z = math.Max(-maxRaw, math.Min(maxRaw, z))
+	step := m.cfg.Rate * d
+	med := m.m
+	switch {
+	case x > med:
+		med += step
+	case x < med:
+		med -= step
+	}
+	mad := m.d - step
+	if math.Abs(x-med) > m.d {
+		mad = m.d + step
+	}
+	if finite(med) && finite(mad) {
+		m.m, m.d = med, math.Max(mad, 0)
+		m.n++
+	}
+	return Score{Raw: z, Likelihood: zLikelihood(z)}
+}
+
+func (m *MAD) scale() float64 {
+	return math.Max(m.d, math.Max(m.cfg.RelFloor*math.Abs(m.m), m.cfg.AbsFloor))
+}
+
+// Median returns the current median estimate.
+func (m *MAD) Median() float64 { return m.m }
+
+// Deviation returns the current floored MAD estimate d_eff.
+func (m *MAD) Deviation() float64 { return m.scale() }
+
+// Reset forgets all observations; the configuration is kept.
+func (m *MAD) Reset() { *m = MAD{cfg: m.cfg} }
+
+func init() {
+	RegisterDetector("mad", func() Detector { return NewMAD(DefaultMADConfig()) })
+}
+
+var _ Detector = (*MAD)(nil)
