@@ -61,7 +61,8 @@ type NATSConfig struct {
 type DetectorsConfig struct {
 	// Anomaly detector name. Default "ewma".
 	Anomaly string `yaml:"anomaly"`
-	// Forecaster name. Default "trend".
+	// Forecaster name: robust_trend, trend or holt. Default "robust_trend"
+	// (chosen by `vigil bench forecast`).
 	Forecaster string `yaml:"forecaster"`
 	// AnomalyThreshold: a likelihood at or above it is recorded as an
 	// anomaly event. Default 0.9999.
@@ -69,42 +70,58 @@ type DetectorsConfig struct {
 	// AnomalyMinGap: at most one anomaly event per series in this time.
 	// Default 1m.
 	AnomalyMinGap time.Duration `yaml:"anomaly_min_gap"`
-	// Trend: parameters of the "trend" forecaster.
+	// Trend: parameters of the forecaster, for robust_trend and trend
+	// (holt takes its defaults). Unset fields keep the forecaster's own
+	// defaults: robust_trend window 1h, min_samples 5, min_span 10m; trend
+	// window 10m, min_samples 5, min_span 30s.
 	Trend TrendConfig `yaml:"trend"`
 }
 
-// TrendConfig tunes the trend forecaster (see detectors.TrendConfig).
+// TrendConfig tunes the regression of the trend forecasters.
 type TrendConfig struct {
-	// Window: time constant of the exponential forgetting. Default 10m.
+	// Window: time constant of the exponential forgetting.
 	Window time.Duration `yaml:"window"`
-	// MinSamples before a forecast is made. Default 5.
+	// MinSamples before a forecast is made.
 	MinSamples int `yaml:"min_samples"`
-	// MinSpan of data before a forecast is made. Default 30s.
+	// MinSpan of data before a forecast is made.
 	MinSpan time.Duration `yaml:"min_span"`
+}
+
+// apply overrides the set fields of a forecaster's window parameters.
+func (t TrendConfig) apply(window *time.Duration, minSamples *int, minSpan *time.Duration) {
+	if t.Window > 0 {
+		*window = t.Window
+	}
+	if t.MinSamples > 0 {
+		*minSamples = t.MinSamples
+	}
+	if t.MinSpan > 0 {
+		*minSpan = t.MinSpan
+	}
 }
 
 // newForecaster returns a constructor for the configured forecaster.
 func (d DetectorsConfig) newForecaster() (func() detectors.Forecaster, error) {
-	if d.Forecaster != "trend" {
-		if _, err := detectors.NewForecaster(d.Forecaster); err != nil {
+	switch d.Forecaster {
+	case "robust_trend":
+		rc := detectors.DefaultRobustTrendConfig()
+		d.Trend.apply(&rc.Window, &rc.MinSamples, &rc.MinSpan)
+		if err := rc.Validate(); err != nil {
 			return nil, err
 		}
-		return func() detectors.Forecaster { f, _ := detectors.NewForecaster(d.Forecaster); return f }, nil
+		return func() detectors.Forecaster { return detectors.NewRobustTrend(rc) }, nil
+	case "trend":
+		tc := detectors.DefaultTrendConfig()
+		d.Trend.apply(&tc.Window, &tc.MinSamples, &tc.MinSpan)
+		if err := tc.Validate(); err != nil {
+			return nil, err
+		}
+		return func() detectors.Forecaster { return detectors.NewTrend(tc) }, nil
 	}
-	tc := detectors.DefaultTrendConfig()
-	if d.Trend.Window > 0 {
-		tc.Window = d.Trend.Window
-	}
-	if d.Trend.MinSamples > 0 {
-		tc.MinSamples = d.Trend.MinSamples
-	}
-	if d.Trend.MinSpan > 0 {
-		tc.MinSpan = d.Trend.MinSpan
-	}
-	if err := tc.Validate(); err != nil {
+	if _, err := detectors.NewForecaster(d.Forecaster); err != nil {
 		return nil, err
 	}
-	return func() detectors.Forecaster { return detectors.NewTrend(tc) }, nil
+	return func() detectors.Forecaster { f, _ := detectors.NewForecaster(d.Forecaster); return f }, nil
 }
 
 // ForecastConfig watches series for a predicted crossing of a level.
@@ -114,7 +131,7 @@ type ForecastConfig struct {
 	Series string `yaml:"series"`
 	// Level the series must not reach.
 	Level float64 `yaml:"level"`
-	// Horizon: a crossing predicted within it is a prediction. Default 24h.
+	// Horizon: a crossing predicted within it is a prediction. Default 2h.
 	Horizon time.Duration `yaml:"horizon"`
 	// MinConfidence to report a prediction. Default 0.9.
 	MinConfidence float64 `yaml:"min_confidence"`
@@ -189,12 +206,14 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 	return &c, nil
 }
 
-// DefaultForecasts are watched when the config names none.
+// DefaultForecasts are watched when the config names none. The 2h
+// horizon comes from `vigil bench forecast`: longer horizons turn daily
+// load patterns into false alarms.
 func DefaultForecasts() []ForecastConfig {
 	return []ForecastConfig{
-		{Series: "disk.used_percent", Level: 100},
-		{Series: "disk.inodes_used_percent", Level: 100},
-		{Series: "mem.used_percent", Level: 95},
+		{Series: "disk.used_percent", Level: 100, Horizon: 2 * time.Hour},
+		{Series: "disk.inodes_used_percent", Level: 100, Horizon: 2 * time.Hour},
+		{Series: "mem.used_percent", Level: 95, Horizon: 2 * time.Hour},
 	}
 }
 
@@ -213,7 +232,7 @@ func (c *Config) validate(doc *config.Doc) error {
 		c.Detectors.Anomaly = "ewma"
 	}
 	if c.Detectors.Forecaster == "" {
-		c.Detectors.Forecaster = "trend"
+		c.Detectors.Forecaster = "robust_trend"
 	}
 	if c.Detectors.AnomalyThreshold == 0 {
 		c.Detectors.AnomalyThreshold = 0.9999
@@ -236,7 +255,7 @@ func (c *Config) validate(doc *config.Doc) error {
 		}
 		f.sel = sel
 		if f.Horizon == 0 {
-			f.Horizon = 24 * time.Hour
+			f.Horizon = 2 * time.Hour
 		}
 		if f.MinConfidence == 0 {
 			f.MinConfidence = 0.9

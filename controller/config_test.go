@@ -90,7 +90,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("nats %q consumer %q api %q", c.NATS.URL, c.Consumer, c.API.Listen)
 	}
 	d := c.Detectors
-	if d.Anomaly != "ewma" || d.Forecaster != "trend" || d.AnomalyThreshold != 0.9999 || d.AnomalyMinGap != time.Minute {
+	if d.Anomaly != "ewma" || d.Forecaster != "robust_trend" || d.AnomalyThreshold != 0.9999 || d.AnomalyMinGap != time.Minute {
 		t.Errorf("detectors %+v", d)
 	}
 	if a := c.Actions; a.Concurrency != 4 || a.MaxOutput != 64<<10 || a.DryRun {
@@ -99,7 +99,7 @@ func TestConfigDefaults(t *testing.T) {
 	if len(c.Forecasts) != 1 {
 		t.Fatalf("forecasts %+v: a configured list replaces the defaults", c.Forecasts)
 	}
-	if f := c.Forecasts[0]; f.Horizon != 24*time.Hour || f.MinConfidence != 0.9 || f.Interval != time.Minute || f.Level != 90 {
+	if f := c.Forecasts[0]; f.Horizon != 2*time.Hour || f.MinConfidence != 0.9 || f.Interval != time.Minute || f.Level != 90 {
 		t.Errorf("forecast defaults %+v", f)
 	}
 
