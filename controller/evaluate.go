@@ -12,6 +12,7 @@ import (
 // as events and hands intents to the dispatcher.
 func (c *Controller) evaluate(now time.Time) {
 	start := time.Now()
+	c.store.syncWindows(c.engine)
 	c.engine.Eval(now, c.store, c.onTransition, c.onIntent)
 	c.stats.Evaluations.Add(1)
 	c.stats.EvalNanoseconds.Add(uint64(time.Since(start)))

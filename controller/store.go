@@ -25,6 +25,7 @@ type series struct {
 	lastAnomalyT       int64 // when the last anomaly event was emitted
 	anomalous          bool
 	preds              []prediction // one per forecast watch selecting it
+	win                *sampleRing  // recent samples, only if a rule reads a window of it (store_window.go)
 }
 
 func (s *series) name() string { return s.measurement + "." + s.field }
@@ -58,8 +59,9 @@ type store struct {
 	newDet   func() detectors.Detector
 	newFc    func() detectors.Forecaster
 	watches  []ForecastConfig
-	key      []byte // scratch
-	maxSerie int    // per host series limit
+	key      []byte    // scratch
+	maxSerie int       // per host series limit
+	ext      *storeExt // scopes, labels, gaps, windows (store_scope.go)
 }
 
 func newStore(newDet func() detectors.Detector, newFc func() detectors.Forecaster, watches []ForecastConfig) *store {
@@ -103,6 +105,7 @@ func (st *store) observe(h *host, p *wire.PointView, f *wire.FieldView, x float6
 		s = st.newSeries(p, f)
 		h.series[string(k)] = s
 		h.ordered = append(h.ordered, s)
+		st.indexSeries(h, s)
 	}
 	if t < s.lastT { // out of order: keep latest, do not feed the models
 		return s, true
@@ -110,6 +113,9 @@ func (st *store) observe(h *host, p *wire.PointView, f *wire.FieldView, x float6
 	s.last, s.lastT = x, t
 	s.score = s.det.Observe(t, x)
 	s.fc.Observe(t, x)
+	if s.win != nil {
+		s.win.add(t, x)
+	}
 	return s, true
 }
 

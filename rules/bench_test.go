@@ -20,6 +20,15 @@ func (s *benchSource) Forecast(string, *Selector, time.Duration, time.Time) (flo
 	return 80, true
 }
 func (s *benchSource) LastSeen(string) (time.Time, bool) { return t0, true }
+func (s *benchSource) Window(string, *Selector, WindowQuery, time.Time) (float64, bool) {
+	return 50, true
+}
+func (s *benchSource) Gaps(string, time.Time) (int, bool) { return 0, true }
+func (s *benchSource) Labels(string) map[string]string    { return benchLabels }
+func (s *benchSource) Hosts(string) []string              { return s.subjects }
+func (s *benchSource) Scope(string) Source                { return s }
+
+var benchLabels = map[string]string{"role": "gpu", "zone": "eu-1"}
 
 const benchExpr = `eta("disk.used_percent{path=/data}", 100) < duration("30m")` +
 	` && value("mem.used_percent") > 50 && anomaly("cpu.usage_user{cpu=cpu-total}") > 0.99`

@@ -3,6 +3,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,7 +16,12 @@ import (
 // exprEnv is the typed environment of rule expressions: the variables.
 // Functions are expr.Functions (see funcs.go).
 type exprEnv struct {
-	Host string `expr:"host"` // the subject
+	Host    string            `expr:"host"`    // scope host: the subject; otherwise ""
+	Service string            `expr:"service"` // scope service: the subject; otherwise the label service
+	Model   string            `expr:"model"`   // scope model: the subject; otherwise the label model
+	Role    string            `expr:"role"`    // scope fleet: the subject; otherwise the label role
+	Subject string            `expr:"subject"` // the subject, whatever the scope
+	Labels  map[string]string `expr:"labels"`  // the subject's identity labels (Source.Labels)
 }
 
 // exprProblem is a problem at a rune offset of an expression.
@@ -26,7 +32,7 @@ type exprProblem struct {
 
 // compileExpr compiles src as a bool condition whose functions read ctx.
 // It answers the selectors the expression reads and every problem found.
-func compileExpr(ctx *evalCtx, src string) (program *vm.Program, sels []*Selector, problems []exprProblem) {
+func compileExpr(ctx *evalCtx, src string) (program *vm.Program, sels []*Selector, wins []WindowNeed, problems []exprProblem) {
 	v := &callVisitor{src: []rune(src)}
 	defer func() {
 		if r := recover(); r != nil { // expr must not take the loader down
@@ -55,12 +61,12 @@ func compileExpr(ctx *evalCtx, src string) (program *vm.Program, sels []*Selecto
 		program = nil
 	}
 	if len(problems) > 0 {
-		return nil, v.sels, problems
+		return nil, v.sels, v.wins, problems
 	}
 	for _, s := range v.sels {
 		ctx.addSelector(s)
 	}
-	return program, v.sels, nil
+	return program, v.sels, v.wins, nil
 }
 
 // bind gives a function its evaluation context.
@@ -73,6 +79,7 @@ func bind(ctx *evalCtx, f *funcSpec) func(args ...any) (any, error) {
 type callVisitor struct {
 	src      []rune
 	sels     []*Selector
+	wins     []WindowNeed
 	problems []exprProblem
 }
 
@@ -90,10 +97,14 @@ func (v *callVisitor) Visit(node *ast.Node) {
 		return
 	}
 	f := lookupFunc(id.Value)
-	if f == nil || !f.selector || len(call.Arguments) == 0 {
+	if f == nil {
 		return
 	}
-	arg := call.Arguments[0]
+	v.checkLiterals(f, call.Arguments)
+	if !f.selector || len(call.Arguments) <= f.selArg {
+		return
+	}
+	arg := call.Arguments[f.selArg]
 	lit, ok := arg.(*ast.StringNode)
 	if !ok {
 		v.problems = append(v.problems, exprProblem{leftmost(arg),
@@ -107,12 +118,69 @@ func (v *callVisitor) Visit(node *ast.Node) {
 		v.problems = append(v.problems, exprProblem{v.literalOffset(lit, se.Offset), fmt.Sprintf("%s(): bad selector %q: %s", f.name, lit.Value, se.Msg)})
 		return
 	}
+	known := false
 	for _, s := range v.sels {
 		if s.Text == sel.Text {
+			sel, known = s, true
+			break
+		}
+	}
+	if !known {
+		v.sels = append(v.sels, sel)
+	}
+	if f.winArg > 0 && len(call.Arguments) > f.winArg {
+		v.window(f, sel, call.Arguments[f.winArg])
+	}
+}
+
+// checkLiterals reports arguments that must be one of a set of string
+// literals and are not.
+func (v *callVisitor) checkLiterals(f *funcSpec, args []ast.Node) {
+	for i, allowed := range f.lits {
+		if i >= len(args) {
+			continue
+		}
+		lit, ok := args[i].(*ast.StringNode)
+		if !ok {
+			v.problems = append(v.problems, exprProblem{leftmost(args[i]),
+				fmt.Sprintf("%s(): argument %d must be a string literal, one of %s", f.name, i+1, strings.Join(allowed, " "))})
+			continue
+		}
+		if !slices.Contains(allowed, lit.Value) {
+			v.problems = append(v.problems, exprProblem{v.literalOffset(lit, 0),
+				fmt.Sprintf("%s(): %q is not one of %s", f.name, lit.Value, strings.Join(allowed, " "))})
+		}
+	}
+}
+
+// window records the window a function reads sel over; it must be a
+// constant duration (folded from duration("10m")) within MaxWindow.
+func (v *callVisitor) window(f *funcSpec, sel *Selector, arg ast.Node) {
+	c, ok := arg.(*ast.ConstantNode)
+	d, isDur := time.Duration(0), false
+	if ok {
+		d, isDur = c.Value.(time.Duration)
+	}
+	if b, ok := arg.(*ast.BuiltinNode); ok && b.Name == "duration" {
+		return // a bad duration literal, reported by foldDuration
+	}
+	switch {
+	case !isDur:
+		v.problems = append(v.problems, exprProblem{leftmost(arg),
+			fmt.Sprintf("%s(): the window must be a constant duration, like duration(\"10m\")", f.name)})
+		return
+	case d <= 0 || d > MaxWindow:
+		v.problems = append(v.problems, exprProblem{leftmost(arg),
+			fmt.Sprintf("%s(): the window must be positive and at most %s, got %s", f.name, formatDuration(MaxWindow), d)})
+		return
+	}
+	for i := range v.wins {
+		if v.wins[i].Selector == sel {
+			v.wins[i].Span = max(v.wins[i].Span, d)
 			return
 		}
 	}
-	v.sels = append(v.sels, sel)
+	v.wins = append(v.wins, WindowNeed{Selector: sel, Span: d})
 }
 
 // foldDuration replaces duration("30m") by its value, which expr would

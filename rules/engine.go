@@ -24,10 +24,13 @@ type Transition struct {
 	Subject     string
 	From, To    State
 	Resolved    bool      // a firing episode ended (To is Inactive, NoData or Error)
+	Flapping    bool      // the rule is flapping on this subject: its intents are suppressed
 	At          time.Time // the evaluation time
 	ActiveSince time.Time // when the condition first held in the episode this starts, continues or ends; zero otherwise
 	Values      map[string]float64
-	Err         error // To Error: the evaluation error; to NoData: wraps ErrNoData
+	Labels      map[string]string // the subject's labels, the rule's (rendered), severity, group, rule, <scope>=subject
+	Annotations map[string]string // rendered
+	Err         error             // To Error: the evaluation error; to NoData: wraps ErrNoData
 }
 
 // Intent asks the dispatcher to run a rule's action: exactly one per firing
@@ -37,10 +40,18 @@ type Intent struct {
 	Key              string // group/rule/subject/<unix ns when Firing was entered>
 	Rule             *Rule
 	Subject          string
+	Scope            string // of the rule's group: what Subject names
+	Mode             string // the rule's mode: ModeAuto, ModeManual (wait for an operator's approval) or ModeDryRun
 	At               time.Time
 	Values           map[string]float64
 	PredictedFailure time.Time         // At + the earliest finite eta of the evaluation; zero if none
-	Labels           map[string]string // the rule's labels, then severity, group, rule and host (the subject)
+	Labels           map[string]string // as Transition.Labels
+	Annotations      map[string]string // rendered
+	// GroupKey is shared by the intents of one rule made in one evaluation
+	// round (group/rule/<unix ns of the round>); GroupSize is their number.
+	// A dispatcher may batch them (one approval, one notification).
+	GroupKey  string
+	GroupSize int
 }
 
 // RuleStatus is the current state of one rule on one subject.
@@ -50,6 +61,7 @@ type RuleStatus struct {
 	State            State
 	Since            time.Time // when State was entered
 	ActiveSince      time.Time // Pending, Firing: when the condition first held
+	Flapping         bool      // too many firing episodes lately: intents suppressed
 	LastEval         time.Time
 	PredictedFailure time.Time // of the last evaluation; zero if no finite eta
 	Values           map[string]float64
@@ -68,7 +80,11 @@ type Stats struct {
 type RuleStats struct {
 	Group, Rule                 string
 	Evaluations, Errors, NoData uint64
-	EvalTime                    time.Duration
+	Transitions, Intents        uint64
+	Suppressed                  uint64        // intents not made because the rule was flapping
+	TemplateErrors              uint64        // renderings that failed (the raw text was used)
+	EvalTime                    time.Duration // total
+	LastRoundTime               time.Duration // of the last round (every subject)
 }
 
 // Engine evaluates a Set over the subjects of a Source and runs the alert
@@ -82,7 +98,17 @@ type Engine struct {
 	total  Stats
 	epoch  uint64
 	clock  func() time.Time // measures evaluation cost for Stats, nothing else
+	buf    []Intent         // intents of the rule being evaluated, delivered grouped
+	gen    uint64           // incremented by Replace
+	needs  []WindowNeed     // of the current set
 }
+
+// Generation changes whenever Replace installs a set; a Source compares it
+// to know when to re-read WindowNeeds.
+func (e *Engine) Generation() uint64 { return e.gen }
+
+// WindowNeeds are the histories the current rules read (Set.WindowNeeds).
+func (e *Engine) WindowNeeds() []WindowNeed { return e.needs }
 
 type groupRun struct {
 	group *Group
@@ -94,6 +120,7 @@ type groupRun struct {
 type ruleRun struct {
 	rule     *Rule
 	program  *vm.Program // bound to the engine's evalCtx
+	clear    *vm.Program // nil: no clear condition
 	err      error       // a compile error (the loader checked the rule, so never expected)
 	subjects map[string]*subjectState
 	stats    RuleStats
@@ -115,6 +142,8 @@ func (e *Engine) Replace(s *Set) {
 		oldGroups[g.group.Name] = g
 	}
 	e.ctx.sels = map[string]*selEntry{}
+	e.gen++
+	e.needs = s.WindowNeeds()
 	rules := map[string]*ruleRun{}
 	e.groups = nil
 	for _, g := range s.Groups() {
@@ -130,13 +159,7 @@ func (e *Engine) Replace(s *Set) {
 					e.ctx.addSelector(sel)
 				}
 			} else {
-				rr = &ruleRun{rule: r, subjects: map[string]*subjectState{},
-					stats: RuleStats{Group: r.Group, Rule: r.Name}}
-				var problems []exprProblem
-				rr.program, _, problems = compileExpr(e.ctx, r.Expr)
-				if len(problems) > 0 {
-					rr.err = errors.New(problems[0].msg)
-				}
+				rr = e.newRuleRun(r)
 			}
 			rules[r.key()] = rr
 			gr.rules = append(gr.rules, rr)
@@ -146,6 +169,19 @@ func (e *Engine) Replace(s *Set) {
 	e.rules = rules
 }
 
+func (e *Engine) newRuleRun(r *Rule) *ruleRun {
+	rr := &ruleRun{rule: r, subjects: map[string]*subjectState{}, stats: RuleStats{Group: r.Group, Rule: r.Name}}
+	var problems []exprProblem
+	rr.program, _, _, problems = compileExpr(e.ctx, r.Expr)
+	if r.Clear != "" && len(problems) == 0 {
+		rr.clear, _, _, problems = compileExpr(e.ctx, r.Clear)
+	}
+	if len(problems) > 0 {
+		rr.err = errors.New(problems[0].msg)
+	}
+	return rr
+}
+
 // callbacks receive the results of an evaluation; either may be nil.
 type callbacks struct {
 	transition func(Transition)
@@ -153,36 +189,69 @@ type callbacks struct {
 }
 
 // Eval evaluates every group that is due at now (its interval has passed
-// since its last evaluation) over src.Subjects(), calling onTransition for
-// every state change and onIntent for every new firing of a rule with an
-// action. Either callback may be nil.
+// since its last evaluation) over the subjects of its scope (src is the
+// host scope; src.Scope gives the others), calling onTransition for every
+// state change and onIntent for every new firing of a rule with an action
+// (grouped: the intents of one rule in one round are delivered together,
+// sharing a GroupKey). Either callback may be nil.
 func (e *Engine) Eval(now time.Time, src Source, onTransition func(Transition), onIntent func(Intent)) {
 	cb := callbacks{onTransition, onIntent}
-	var subjects []string
-	fetched := false
+	type scoped struct {
+		src      Source
+		subjects []string
+	}
+	scopes := map[string]*scoped{}
 	for _, g := range e.groups {
 		if !g.due(now) {
 			continue
 		}
-		if !fetched {
-			subjects, fetched = src.Subjects(), true
+		sc := scopes[g.group.Scope]
+		if sc == nil {
+			sc = &scoped{src: src}
+			if g.group.Scope != ScopeHost {
+				sc.src = src.Scope(g.group.Scope)
+			}
+			sc.subjects = sc.src.Subjects()
+			scopes[g.group.Scope] = sc
 		}
 		e.epoch++
+		e.ctx.round = e.epoch
 		start := e.clock()
 		for _, rr := range g.rules {
-			for _, subject := range subjects {
-				e.evalOne(rr, subject, now, src, cb)
+			e.buf = e.buf[:0]
+			for _, subject := range sc.subjects {
+				e.evalOne(rr, subject, now, sc.src, src, cb)
 			}
-			if len(rr.subjects) > len(subjects) {
+			if len(rr.subjects) > len(sc.subjects) {
 				e.sweep(rr, now, cb)
 			}
+			e.deliver(rr, now, cb)
 			end := e.clock()
 			d := end.Sub(start)
 			rr.stats.EvalTime += d
+			rr.stats.LastRoundTime = d
 			e.total.EvalTime += d
 			start = end
 		}
 	}
+}
+
+// deliver hands the buffered intents of one rule's round to the callback,
+// with their group key and size.
+func (e *Engine) deliver(rr *ruleRun, now time.Time, cb callbacks) {
+	if len(e.buf) == 0 {
+		return
+	}
+	key := rr.rule.key() + "/" + strconv.FormatInt(now.UnixNano(), 10)
+	for i := range e.buf {
+		e.buf[i].GroupKey, e.buf[i].GroupSize = key, len(e.buf)
+		rr.stats.Intents++
+		if cb.intent != nil {
+			cb.intent(e.buf[i])
+		}
+		e.buf[i] = Intent{}
+	}
+	e.buf = e.buf[:0]
 }
 
 // due reports whether the group is due at now and, if so, schedules the
@@ -199,14 +268,14 @@ func (g *groupRun) due(now time.Time) bool {
 	return true
 }
 
-func (e *Engine) evalOne(rr *ruleRun, subject string, now time.Time, src Source, cb callbacks) {
+func (e *Engine) evalOne(rr *ruleRun, subject string, now time.Time, src, root Source, cb callbacks) {
 	st := rr.subjects[subject]
 	if st == nil {
 		st = &subjectState{since: now}
 		rr.subjects[subject] = st
 	}
 	st.epoch = e.epoch
-	o, err := e.run(rr, subject, now, src)
+	o, err := e.run(rr, st, subject, now, src, root)
 	rr.stats.Evaluations++
 	e.total.Evaluations++
 	switch o {
@@ -224,26 +293,53 @@ func (e *Engine) evalOne(rr *ruleRun, subject string, now time.Time, src Source,
 	if c.minETA != Never {
 		st.predicted = now.Add(c.minETA)
 	}
-	res := st.advance(rr.rule, o, now)
-	if res.changed && cb.transition != nil {
-		cb.transition(Transition{Rule: rr.rule, Subject: subject, From: res.from, To: st.state,
-			Resolved: res.resolved, At: now, ActiveSince: res.activeSince,
-			Values: valuesMap(st.values), Err: st.reason()})
+	r := rr.rule
+	res := st.advance(r, o, now)
+	if st.flapping && !res.fired && r.Flap.Firings > 0 && st.firingsWithin(r.Flap.Window, now) < r.Flap.Firings {
+		st.flapping = false
 	}
-	if res.fired && rr.rule.Action != nil && cb.intent != nil {
-		cb.intent(newIntent(rr.rule, subject, st, now))
+	if !res.changed && !res.fired {
+		return
 	}
+	rr.stats.Transitions++
+	if cb.transition == nil && (!res.fired || r.Action == nil) {
+		return
+	}
+	data, values := e.templateData(rr, subject, src, st, now)
+	if cb.transition != nil {
+		cb.transition(Transition{Rule: r, Subject: subject, From: res.from, To: st.state,
+			Resolved: res.resolved, Flapping: st.flapping, At: now, ActiveSince: res.activeSince,
+			Values: values, Labels: data.Labels, Annotations: e.annotations(rr, data), Err: st.reason()})
+	}
+	if !res.fired || r.Action == nil {
+		return
+	}
+	if st.flapping || res.byNoData {
+		rr.stats.Suppressed++
+		return
+	}
+	e.buf = append(e.buf, Intent{
+		Key:  r.Group + "/" + r.Name + "/" + subject + "/" + strconv.FormatInt(st.firingSince.UnixNano(), 10),
+		Rule: r, Subject: subject, Scope: r.group.Scope, Mode: r.Mode, At: now, Values: values,
+		PredictedFailure: st.predicted, Labels: data.Labels, Annotations: e.annotations(rr, data),
+	})
 }
 
-// run evaluates the rule's condition for one subject.
-func (e *Engine) run(rr *ruleRun, subject string, now time.Time, src Source) (outcome, error) {
+// run evaluates the rule's condition for one subject: while firing, the
+// clear condition if the rule has one (its truth ends the episode).
+func (e *Engine) run(rr *ruleRun, st *subjectState, subject string, now time.Time, src, root Source) (outcome, error) {
 	c := e.ctx
 	c.reset(src, subject, now, rr.rule.group.MinConfidence)
+	c.root = root
 	if rr.err != nil {
 		return outError, rr.err
 	}
-	e.env.Host = subject
-	out, err := e.vm.Run(rr.program, &e.env)
+	e.setEnv(rr.rule.group.Scope, subject, src)
+	program, inverted := rr.program, false
+	if rr.clear != nil && st.state == Firing {
+		program, inverted = rr.clear, true
+	}
+	out, err := e.vm.Run(program, &e.env)
 	switch {
 	case c.noData: // a runtime error after a call without data is a consequence of it
 		return outNoData, nil
@@ -254,10 +350,27 @@ func (e *Engine) run(rr *ruleRun, subject string, now time.Time, src Source) (ou
 	switch {
 	case !ok:
 		return outError, fmt.Errorf("the expression answered %T, not bool", out)
-	case b:
+	case b != inverted:
 		return outTrue, nil
 	}
 	return outFalse, nil
+}
+
+func (e *Engine) setEnv(scope, subject string, src Source) {
+	env := &e.env
+	env.Subject = subject
+	env.Labels = src.Labels(subject)
+	env.Host, env.Service, env.Model, env.Role = "", env.Labels["service"], env.Labels["model"], env.Labels["role"]
+	switch scope {
+	case ScopeHost:
+		env.Host = subject
+	case ScopeService:
+		env.Service = subject
+	case ScopeModel:
+		env.Model = subject
+	case ScopeFleet:
+		env.Role = subject
+	}
 }
 
 // sweep drops the state of subjects the source no longer lists; a state
@@ -289,19 +402,6 @@ func (st *subjectState) reason() error {
 		return fmt.Errorf("%w: %s", ErrNoData, st.missing)
 	}
 	return nil
-}
-
-func newIntent(r *Rule, subject string, st *subjectState, now time.Time) Intent {
-	labels := make(map[string]string, len(r.Labels)+4)
-	for k, v := range r.Labels {
-		labels[k] = v
-	}
-	labels["severity"], labels["group"], labels["rule"], labels[r.group.Scope] = r.Severity, r.Group, r.Name, subject
-	return Intent{
-		Key:  r.Group + "/" + r.Name + "/" + subject + "/" + strconv.FormatInt(st.firingSince.UnixNano(), 10),
-		Rule: r, Subject: subject, At: now, Values: valuesMap(st.values),
-		PredictedFailure: st.predicted, Labels: labels,
-	}
 }
 
 func valuesMap(cs []capture) map[string]float64 {
@@ -338,7 +438,7 @@ func (e *Engine) States() []RuleStatus {
 			for _, s := range subjects {
 				st := rr.subjects[s]
 				rs := RuleStatus{Rule: rr.rule, Subject: s, State: st.state, Since: st.since,
-					ActiveSince: st.activeSince, LastEval: st.lastEval, PredictedFailure: st.predicted,
+					ActiveSince: st.activeSince, Flapping: st.flapping, LastEval: st.lastEval, PredictedFailure: st.predicted,
 					Values: valuesMap(st.values)}
 				if err := st.reason(); err != nil {
 					rs.Err = err.Error()

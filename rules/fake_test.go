@@ -16,6 +16,10 @@ type fakeSource struct {
 	etas      map[string]fakeETA // subject|selector|level
 	forecasts map[string]float64 // subject|selector|horizon
 	lastSeen  map[string]time.Time
+	samples   map[string][]Sample // subject|selector
+	gaps      map[string][]time.Time
+	labels    map[string]map[string]string
+	scopes    map[string][]string // scope -> subjects
 	calls     []string
 }
 
@@ -27,7 +31,9 @@ type fakeETA struct {
 func newFake(subjects ...string) *fakeSource {
 	sort.Strings(subjects)
 	return &fakeSource{subjects: subjects, values: map[string]float64{}, anomalies: map[string]float64{},
-		etas: map[string]fakeETA{}, forecasts: map[string]float64{}, lastSeen: map[string]time.Time{}}
+		etas: map[string]fakeETA{}, forecasts: map[string]float64{}, lastSeen: map[string]time.Time{},
+		samples: map[string][]Sample{}, gaps: map[string][]time.Time{}, labels: map[string]map[string]string{},
+		scopes: map[string][]string{}}
 }
 
 func (f *fakeSource) Subjects() []string { return f.subjects }
@@ -58,6 +64,55 @@ func (f *fakeSource) LastSeen(subject string) (time.Time, bool) {
 	t, ok := f.lastSeen[subject]
 	return t, ok
 }
+
+func (f *fakeSource) Window(subject string, sel *Selector, q WindowQuery, now time.Time) (float64, bool) {
+	s, ok := f.samples[subject+"|"+sel.String()]
+	if !ok {
+		return 0, false
+	}
+	return q.Reduce(s, now)
+}
+
+func (f *fakeSource) Gaps(subject string, since time.Time) (int, bool) {
+	if _, ok := f.lastSeen[subject]; !ok {
+		return 0, false
+	}
+	n := 0
+	for _, t := range f.gaps[subject] {
+		if !t.Before(since) {
+			n++
+		}
+	}
+	return n, true
+}
+
+func (f *fakeSource) Labels(subject string) map[string]string { return f.labels[subject] }
+
+func (f *fakeSource) Hosts(role string) []string {
+	var out []string
+	for _, h := range f.subjects {
+		if role == "" || f.labels[h]["role"] == role {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func (f *fakeSource) Scope(scope string) Source {
+	if scope == ScopeHost {
+		return f
+	}
+	return &fakeScoped{fakeSource: f, subjects: f.scopes[scope]}
+}
+
+// fakeScoped is the fake's view of another scope: the same answers, keyed
+// by the scope's subject names.
+type fakeScoped struct {
+	*fakeSource
+	subjects []string
+}
+
+func (f *fakeScoped) Subjects() []string { return f.subjects }
 
 // mustParse compiles a rule file or fails the test.
 func mustParse(t interface {

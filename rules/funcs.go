@@ -43,8 +43,11 @@ import (
 // funcSpec is one function of rule expressions.
 type funcSpec struct {
 	name     string
-	types    []any // expr signatures, like new(func(string) float64)
-	selector bool  // the first argument is a selector literal
+	types    []any            // expr signatures, like new(func(string) float64)
+	selector bool             // the argument selArg is a selector literal
+	selArg   int              // index of the selector argument
+	winArg   int              // > 0: index of a window argument that must be a constant duration
+	lits     map[int][]string // arguments that must be one of these string literals
 	call     func(c *evalCtx, args []any) (any, error)
 }
 
@@ -55,6 +58,12 @@ var funcSpecs = []*funcSpec{
 	{name: "eta_confidence", selector: true, types: []any{new(func(string, float64) float64)}, call: callETAConfidence},
 	{name: "forecast", selector: true, types: []any{new(func(string, time.Duration) float64)}, call: callForecast},
 	{name: "since_seen", types: []any{new(func() time.Duration)}, call: callSinceSeen},
+}
+
+func init() {
+	funcSpecs = append(funcSpecs, windowFuncSpecs()...)
+	funcSpecs = append(funcSpecs, moreFuncSpecs...)
+	funcSpecs = append(funcSpecs, fleetFuncSpecs...)
 }
 
 func lookupFunc(name string) *funcSpec {
@@ -69,7 +78,8 @@ func lookupFunc(name string) *funcSpec {
 // evalCtx is what the functions of one Engine read: set by the Engine
 // before every run, on the single goroutine that evaluates.
 type evalCtx struct {
-	src           Source
+	src           Source // the scope's source
+	root          Source // the host scope, for fleet functions
 	subject       string
 	now           time.Time
 	minConfidence float64
@@ -79,6 +89,11 @@ type evalCtx struct {
 	missing  string // key of the first call that found no data
 	captures []capture
 	minETA   time.Duration // earliest finite eta() answer; Never if none
+
+	round      uint64                // the engine's evaluation round; fleet answers are cached per round
+	fleetRound uint64                // the round c.fleet holds
+	fleet      map[fleetKey]fleetVal // fleet function answers of fleetRound
+	drifts     map[driftKey]driftSel // selectors built by drift()
 }
 
 type capture struct {
@@ -94,15 +109,16 @@ type selEntry struct {
 }
 
 type argKey struct {
-	fn  string
-	arg float64
-	key string
+	fn        string
+	arg, arg2 float64
+	key       string
 }
 
 const maxCachedKeys = 64
 
 func newEvalCtx() *evalCtx {
-	return &evalCtx{sels: map[string]*selEntry{}, minETA: Never}
+	return &evalCtx{sels: map[string]*selEntry{}, minETA: Never,
+		fleet: map[fleetKey]fleetVal{}, drifts: map[driftKey]driftSel{}}
 }
 
 func (c *evalCtx) addSelector(sel *Selector) {
@@ -129,8 +145,14 @@ func (c *evalCtx) entry(arg any) (*selEntry, error) {
 
 // key is the capture key of fn on this selector with an argument, cached.
 func (e *selEntry) key(fn string, arg float64, dur bool) string {
+	return e.key2(fn, noArg, arg, dur)
+}
+
+// key2 is the capture key of fn with two arguments: arg2 (a number, NaN
+// for none) and arg (a duration if dur).
+func (e *selEntry) key2(fn string, arg2, arg float64, dur bool) string {
 	for _, k := range e.keys {
-		if k.fn == fn && math.Float64bits(k.arg) == math.Float64bits(arg) {
+		if k.fn == fn && math.Float64bits(k.arg) == math.Float64bits(arg) && math.Float64bits(k.arg2) == math.Float64bits(arg2) {
 			return k.key
 		}
 	}
@@ -138,6 +160,10 @@ func (e *selEntry) key(fn string, arg float64, dur bool) string {
 	b.WriteString(fn)
 	b.WriteByte(':')
 	b.WriteString(e.canon)
+	if !math.IsNaN(arg2) {
+		b.WriteByte(':')
+		b.WriteString(strconv.FormatFloat(arg2, 'g', -1, 64))
+	}
 	switch {
 	case dur:
 		b.WriteByte(':')
@@ -147,7 +173,7 @@ func (e *selEntry) key(fn string, arg float64, dur bool) string {
 		b.WriteString(strconv.FormatFloat(arg, 'g', -1, 64))
 	}
 	if len(e.keys) < maxCachedKeys {
-		e.keys = append(e.keys, argKey{fn: fn, arg: arg, key: b.String()})
+		e.keys = append(e.keys, argKey{fn: fn, arg: arg, arg2: arg2, key: b.String()})
 	}
 	return b.String()
 }

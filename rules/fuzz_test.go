@@ -12,7 +12,7 @@ import (
 // FuzzParse: nothing panics; a file either loads into rules an engine can
 // evaluate, or every problem is positioned inside the file.
 func FuzzParse(f *testing.F) {
-	for _, pattern := range []string{"testdata/bad/*.yaml", "testdata/good/*.y*ml", "examples/*.yaml"} {
+	for _, pattern := range []string{"testdata/bad/*.yaml", "testdata/good/*.y*ml", "examples/*.yaml", "library/*.yaml"} {
 		files, _ := filepath.Glob(pattern)
 		for _, file := range files {
 			data, err := os.ReadFile(file)

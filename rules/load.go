@@ -2,8 +2,10 @@ package rules
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -13,7 +15,8 @@ import (
 )
 
 // LoadFiles reads and compiles rule files into one Set. A path may be a
-// directory: every *.yaml and *.yml file directly in it, in name order.
+// directory: every *.yaml and *.yml file directly in it, in name order,
+// except rule unit tests (*_test.yaml, *_test.yml).
 // The error is a config.Errors listing every problem in every file.
 func LoadFiles(paths ...string) (*Set, error) {
 	l := newLoader()
@@ -57,7 +60,7 @@ func expandPath(p string) ([]string, error) {
 	var out []string
 	for _, e := range entries {
 		ext := filepath.Ext(e.Name())
-		if !e.IsDir() && (ext == ".yaml" || ext == ".yml") {
+		if !e.IsDir() && (ext == ".yaml" || ext == ".yml") && !strings.HasSuffix(strings.TrimSuffix(e.Name(), ext), "_test") {
 			out = append(out, filepath.Join(p, e.Name()))
 		}
 	}
@@ -146,7 +149,7 @@ func (l *loader) group(d *decoder, n *yaml.Node) {
 			}
 		}},
 		{key: "scope", fn: func(v *yaml.Node) {
-			d.oneOf(v, "scope", &g.Scope, ScopeHost)
+			d.oneOf(v, "scope", &g.Scope, ScopeHost, ScopeService, ScopeModel, ScopeFleet)
 		}},
 		{key: "interval", fn: func(v *yaml.Node) {
 			if d.duration(v, "interval", &g.Interval) && g.Interval < MinInterval {
@@ -195,45 +198,97 @@ func (l *loader) group(d *decoder, n *yaml.Node) {
 
 // rule decodes one rule; valid is false when it has problems.
 func (l *loader) rule(d *decoder, g *Group, n *yaml.Node) (r *Rule, valid bool) {
-	r = &Rule{Severity: SeverityWarning, Mode: ModeAuto, Cooldown: DefaultCooldown,
+	r = &Rule{Severity: SeverityWarning, Mode: ModeAuto, Cooldown: DefaultCooldown, NoData: NoDataState,
+		Flap: FlapPolicy{Firings: DefaultFlapFirings, Window: DefaultFlapWindow},
 		File: d.file, Line: n.Line, Column: n.Column, group: g}
-	var exprNode *yaml.Node
+	var exprNode, clearNode, labelsNode, annotationsNode *yaml.Node
 	before := len(d.errs)
-	ok := d.mapping(n, "rule", []field{
-		{key: "name", required: true, fn: func(v *yaml.Node) { r.Name, _ = d.name(v, "name") }},
-		{key: "expr", required: true, fn: func(v *yaml.Node) {
-			if s, ok := d.str(v, "expr"); ok {
+	exprField := func(what string, out *string, node **yaml.Node) func(v *yaml.Node) {
+		return func(v *yaml.Node) {
+			if s, ok := d.str(v, what); ok {
 				if strings.TrimSpace(s) == "" {
-					d.errorf(v, "expr: must not be empty")
+					d.errorf(v, "%s: must not be empty", what)
 					return
 				}
-				r.Expr, exprNode = s, v
+				*out, *node = s, v
 			}
-		}},
+		}
+	}
+	ok := d.mapping(n, "rule", []field{
+		{key: "name", required: true, fn: func(v *yaml.Node) { r.Name, _ = d.name(v, "name") }},
+		{key: "expr", required: true, fn: exprField("expr", &r.Expr, &exprNode)},
+		{key: "clear", fn: exprField("clear", &r.Clear, &clearNode)},
 		{key: "for", fn: func(v *yaml.Node) { d.duration(v, "for", &r.For) }},
 		{key: "keep_firing_for", fn: func(v *yaml.Node) { d.duration(v, "keep_firing_for", &r.KeepFiringFor) }},
 		{key: "severity", fn: func(v *yaml.Node) {
 			d.oneOf(v, "severity", &r.Severity, SeverityInfo, SeverityWarning, SeverityCritical)
 		}},
-		{key: "labels", fn: func(v *yaml.Node) { r.Labels = d.strMap(v, "labels") }},
-		{key: "annotations", fn: func(v *yaml.Node) { r.Annotations = d.strMap(v, "annotations") }},
-		{key: "mode", fn: func(v *yaml.Node) {
-			if s, _ := d.str(v, "mode"); s == "manual" {
-				d.errorf(v, "mode: manual is not supported yet (use auto or dry_run)")
-				return
-			}
-			d.oneOf(v, "mode", &r.Mode, ModeAuto, ModeDryRun)
-		}},
+		{key: "labels", fn: func(v *yaml.Node) { r.Labels, labelsNode = d.strMap(v, "labels"), v }},
+		{key: "annotations", fn: func(v *yaml.Node) { r.Annotations, annotationsNode = d.strMap(v, "annotations"), v }},
+		{key: "mode", fn: func(v *yaml.Node) { d.oneOf(v, "mode", &r.Mode, ModeAuto, ModeManual, ModeDryRun) }},
 		{key: "cooldown", fn: func(v *yaml.Node) { d.duration(v, "cooldown", &r.Cooldown) }},
+		{key: "no_data", fn: func(v *yaml.Node) {
+			d.oneOf(v, "no_data", &r.NoData, NoDataState, NoDataKeep, NoDataAlert, NoDataOK)
+		}},
+		{key: "flapping", fn: func(v *yaml.Node) { l.flapping(d, v, &r.Flap) }},
 		{key: "action", fn: func(v *yaml.Node) { r.Action = l.action(d, v) }},
 	})
 	if exprNode != nil {
-		l.compile(d, r, exprNode)
+		l.compile(d, r, r.Expr, exprNode)
 	}
+	if clearNode != nil {
+		l.compile(d, r, r.Clear, clearNode)
+	}
+	r.templates = map[string]*ruleTemplate{}
+	l.templates(d, r, "labels", r.Labels, labelsNode)
+	l.templates(d, r, "annotations", r.Annotations, annotationsNode)
 	if r.Action != nil && r.Action.Name == "" {
 		r.Action.Name = r.Name
 	}
 	return r, ok && len(d.errs) == before
+}
+
+// flapping decodes `flapping: {firings: 4, window: 1h}` or `flapping: off`.
+func (l *loader) flapping(d *decoder, n *yaml.Node, p *FlapPolicy) {
+	if n.Kind == yaml.ScalarNode && (n.Value == "off" || n.Value == "false") {
+		*p = FlapPolicy{}
+		return
+	}
+	d.mapping(n, "flapping", []field{
+		{key: "firings", fn: func(v *yaml.Node) {
+			f := float64(p.Firings)
+			if d.float(v, "firings", &f) {
+				if f != math.Trunc(f) || f < 2 || f > MaxFlapFirings {
+					d.errorf(v, "firings: must be a whole number from 2 to %d, got %s", MaxFlapFirings, v.Value)
+					return
+				}
+				p.Firings = int(f)
+			}
+		}},
+		{key: "window", fn: func(v *yaml.Node) {
+			if d.duration(v, "window", &p.Window) && p.Window == 0 {
+				d.errorf(v, "window: must be positive")
+			}
+		}},
+	})
+}
+
+// templates compiles the label or annotation values that are templates.
+func (l *loader) templates(d *decoder, r *Rule, what string, m map[string]string, n *yaml.Node) {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
+		text, ok := m[k.Value]
+		if !ok || v.Kind != yaml.ScalarNode {
+			continue
+		}
+		name := what + "." + k.Value
+		if t := d.compileTemplate(name, text, v); t != nil {
+			r.templates[name] = t
+		}
+	}
 }
 
 func (l *loader) action(d *decoder, n *yaml.Node) *Action {
@@ -242,9 +297,11 @@ func (l *loader) action(d *decoder, n *yaml.Node) *Action {
 	}
 	a := &Action{Timeout: DefaultActionTimeout}
 	programSet := false
+	var paramsNode *yaml.Node
 	ok := d.mapping(n, "action", []field{
 		{key: "name", fn: func(v *yaml.Node) { a.Name, _ = d.name(v, "action name") }},
-		{key: "kind", required: true, fn: func(v *yaml.Node) { d.oneOf(v, "kind", &a.Kind, "exec") }},
+		{key: "kind", required: true, fn: func(v *yaml.Node) { d.oneOf(v, "kind", &a.Kind, ActionKinds()...) }},
+		{key: "params", fn: func(v *yaml.Node) { a.Params, paramsNode = d.strMap(v, "params"), v }},
 		{key: "program", fn: func(v *yaml.Node) {
 			a.Program, _ = d.str(v, "program")
 			programSet = true
@@ -262,14 +319,41 @@ func (l *loader) action(d *decoder, n *yaml.Node) *Action {
 	if ok && a.Kind == "exec" && !programSet {
 		d.errorf(n, "action: kind exec needs a program")
 	}
+	if ok && a.Kind == "exec" && paramsNode != nil {
+		d.errorf(paramsNode, "params: kind exec takes program and args, not params")
+	}
+	if ok && a.Kind != "" && a.Kind != "exec" {
+		if programSet || a.Args != nil {
+			d.errorf(n, "action: program and args are for kind exec; kind %s takes params", a.Kind)
+		}
+		if err := validateParams(a.Kind, a.Params); err != nil {
+			at := n
+			if paramsNode != nil {
+				at = paramsNode
+			}
+			d.errorf(at, "action: %s", err)
+		}
+	}
 	return a
 }
 
-// compile type-checks the rule's expression and reports its problems at
-// their place inside the file.
-func (l *loader) compile(d *decoder, r *Rule, n *yaml.Node) {
-	_, sels, problems := compileExpr(l.check, r.Expr)
-	r.Selectors = sels
+// compile type-checks one expression of the rule (expr or clear) and
+// reports its problems at their place inside the file.
+func (l *loader) compile(d *decoder, r *Rule, src string, n *yaml.Node) {
+	_, sels, wins, problems := compileExpr(l.check, src)
+	for _, s := range sels {
+		if !slices.ContainsFunc(r.Selectors, func(x *Selector) bool { return x.Text == s.Text }) {
+			r.Selectors = append(r.Selectors, s)
+		}
+	}
+	for _, w := range wins {
+		i := slices.IndexFunc(r.Windows, func(x WindowNeed) bool { return x.Selector.Text == w.Selector.Text })
+		if i < 0 {
+			r.Windows = append(r.Windows, w)
+		} else {
+			r.Windows[i].Span = max(r.Windows[i].Span, w.Span)
+		}
+	}
 	if len(problems) == 0 {
 		return
 	}

@@ -87,6 +87,7 @@ func TestParseEveryField(t *testing.T) {
 		Name: "disk_full_predicted", Group: "capacity", Severity: "critical", Mode: "dry_run",
 		Expr: `eta("disk.used_percent{path=/data}", 100) < duration("30m")`,
 		For:  2 * time.Minute, KeepFiringFor: time.Minute, Cooldown: 30 * time.Minute,
+		NoData: NoDataState, Flap: FlapPolicy{Firings: DefaultFlapFirings, Window: DefaultFlapWindow},
 		Labels: map[string]string{"team": "storage", "tier": "1"},
 		Annotations: map[string]string{"summary": "data disk will be full soon",
 			"runbook": "https://runbooks.example/disk"},
@@ -96,7 +97,7 @@ func TestParseEveryField(t *testing.T) {
 		Selectors: []*Selector{{Text: "disk.used_percent{path=/data}", Measurement: "disk",
 			Field: "used_percent", Tags: []Tag{{"path", "/data"}}}},
 	}
-	r.group, r.fingerprint = nil, ""
+	r.group, r.fingerprint, r.templates = nil, "", nil
 	if !reflect.DeepEqual(r, want) {
 		t.Errorf("rule:\n%+v\nwant:\n%+v", r, want)
 	}

@@ -14,7 +14,14 @@ import "time"
 //	NoData, Error ─true─▶ Pending (or Firing), ─false─▶ Inactive
 //
 // Entering Firing starts a firing episode; it produces the rule's one
-// intent for that episode. Within keep_firing_for of the last true
+// intent for that episode, unless the rule is flapping on the subject (see
+// FlapPolicy) or the episode was started by missing data (no_data: alert).
+//
+// With a clear condition, a firing rule evaluates clear instead of expr:
+// clear true counts as false (the episode ends, after keep_firing_for),
+// clear false as true. The no_data policy maps a no-data outcome first:
+// nodata (default) as drawn above, keep_state leaves the state untouched,
+// alert counts it as true, ok as false. Within keep_firing_for of the last true
 // evaluation a firing rule stays firing whatever the outcome, so a short
 // data gap neither resolves nor re-fires it.
 
@@ -41,6 +48,32 @@ type subjectState struct {
 	err         error     // Error: of the last evaluation
 	missing     string    // NoData: the first call that found no data
 	epoch       uint64    // of the group evaluation that last saw the subject
+	flapping    bool
+	firings     []time.Time // starts of the recent firing episodes, at most Flap.Firings
+}
+
+// firingsWithin counts the episodes started within window before now.
+func (st *subjectState) firingsWithin(window time.Duration, now time.Time) int {
+	n := 0
+	for _, t := range st.firings {
+		if now.Sub(t) < window {
+			n++
+		}
+	}
+	return n
+}
+
+// recordFiring notes a new episode and decides whether the rule flaps.
+func (st *subjectState) recordFiring(p FlapPolicy, now time.Time) {
+	if p.Firings <= 0 {
+		return
+	}
+	if len(st.firings) >= p.Firings {
+		copy(st.firings, st.firings[1:])
+		st.firings = st.firings[:p.Firings-1]
+	}
+	st.firings = append(st.firings, now)
+	st.flapping = st.firingsWithin(p.Window, now) >= p.Firings
 }
 
 // stepResult says what one evaluation did to the state.
@@ -49,12 +82,23 @@ type stepResult struct {
 	changed     bool
 	resolved    bool      // a firing episode ended
 	fired       bool      // Firing was entered: a new episode
+	byNoData    bool      // ... on an outcome that was no data (no_data: alert)
 	activeSince time.Time // of the episode the transition starts, continues or ends
 }
 
 // advance applies one outcome of rule r at now.
 func (st *subjectState) advance(r *Rule, o outcome, now time.Time) stepResult {
 	res := stepResult{from: st.state}
+	if o == outNoData {
+		switch r.NoData {
+		case NoDataKeep:
+			return res
+		case NoDataAlert:
+			o, res.byNoData = outTrue, true
+		case NoDataOK:
+			o = outFalse
+		}
+	}
 	if o == outTrue {
 		st.lastTrue = now
 		switch st.state {
@@ -74,6 +118,7 @@ func (st *subjectState) advance(r *Rule, o outcome, now time.Time) stepResult {
 		}
 		st.enter(Firing, now)
 		st.firingSince = now
+		st.recordFiring(r.Flap, now)
 		res.changed, res.fired, res.activeSince = true, true, st.activeSince
 		return res
 	}
