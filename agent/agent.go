@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,17 +28,20 @@ type Agent struct {
 	self   bool
 	pub    *publisher
 
-	mu        sync.Mutex // guards runners (the slice) and every runner's st, ticks, seq
-	runners   []*runner
-	ticks     uint64
-	seq       uint64
-	running   bool
-	connected bool
+	mu          sync.Mutex // guards runners (the slice) and every runner's st, ticks, seq
+	runners     []*runner
+	ticks       uint64
+	seq         uint64
+	running     bool
+	connected   bool
+	metricsAddr string
+	models      *Models // model-drift collector (agent/model.go); nil unless cfg.Models is set
 
 	tickRunners []*runner  // tick loop's copy of runners
 	selfBatch   wire.Batch // tick loop only
 	selfFields  []wire.Field
 	selfTags    []wire.Tag
+	global      []wire.Tag // cfg.Tags, sorted
 	waitTimer   *time.Timer
 }
 
@@ -52,10 +57,14 @@ type Stats struct {
 	// acknowledged (Duplicates of them it already had), Resent attempts
 	// after the first of a batch, PublishErrors failed attempts.
 	Published, Acked, Duplicates, Resent, PublishErrors uint64
-	// Dropped batches: oldest of a full backlog, or too large to publish.
+	// Dropped batches, lost for good: oldest of a full backlog (without a
+	// spool) or of a full spool, damaged in the spool, or too large.
 	Dropped uint64
-	// Backlog batches (and their bytes) not yet acknowledged.
+	// Backlog batches (and their bytes) in memory not yet acknowledged.
 	Backlog, BacklogBytes int
+	// Spool: batches on disk not yet acknowledged, and the spool's
+	// counters (zero without a spool).
+	Spool SpoolStats
 	// Connected to NATS now.
 	Connected bool
 	// Collectors by name.
@@ -89,17 +98,21 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 		self:      *cfg.SelfMetrics,
 		pub:       newPublisher(cfg.Host, run, cfg, log),
 		waitTimer: time.NewTimer(time.Hour),
+		global:    sortedTags(cfg.Tags),
 	}
 	a.waitTimer.Stop()
 	for _, name := range Registered() {
 		if !cfg.collectorEnabled(name) {
 			continue
 		}
-		c, err := NewCollector(name, cfg.Collectors[name].Options)
+		c, err := NewCollector(name, cfg.collectorOptions(name, log))
 		if err != nil {
 			return nil, err
 		}
 		a.addRunner(c, cfg.collectorTimeout(name))
+	}
+	if err := a.addModels(); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -120,10 +133,20 @@ func (a *Agent) AddCollector(c Collector) {
 	a.addRunner(c, min(a.cfg.Interval/2, 5*time.Second))
 }
 
+// sortedTags turns configured tags into wire tags sorted by name.
+func sortedTags(m map[string]string) []wire.Tag {
+	tags := make([]wire.Tag, 0, len(m))
+	for k, v := range m {
+		tags = append(tags, wire.Tag{Key: k, Value: v})
+	}
+	slices.SortFunc(tags, func(x, y wire.Tag) int { return strings.Compare(x.Key, y.Key) })
+	return tags
+}
+
 func (a *Agent) addRunner(c Collector, timeout time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.runners = append(a.runners, newRunner(c, timeout, a.host, a.log))
+	a.runners = append(a.runners, newRunner(c, timeout, a.host, a.global, a.log))
 }
 
 // Run connects to NATS, ticks until ctx ends, then keeps sending the backlog
@@ -139,14 +162,37 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.running = true
 	a.mu.Unlock()
 
+	sp, err := a.openSpool()
+	if err != nil {
+		return err
+	}
+	started := false
+	defer func() {
+		if !started && sp != nil {
+			_ = sp.close()
+		}
+	}()
+	stopMetrics, err := a.serveMetrics()
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	stopModels, err := a.startModels(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopModels()
 	if err := a.pub.connect(a.cfg.NATS); err != nil {
 		return err
 	}
+	started = true
 	a.mu.Lock()
 	a.connected = true // a.pub.nc is set from here on
+	a.pub.sp = sp
 	n := len(a.runners)
 	a.mu.Unlock()
-	a.log.Info("agent started", "subject", a.pub.subject, "interval", a.cfg.Interval.String(), "collectors", n)
+	a.log.Info("agent started", "subject", a.pub.subject, "interval", a.cfg.Interval.String(), "collectors", n,
+		"spool", a.cfg.SpoolDir(), "metrics", a.cfg.MetricsAddr())
 	sendCtx, stopSending := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSending()
 	draining := make(chan struct{})
@@ -171,11 +217,27 @@ func (a *Agent) Run(ctx context.Context) error {
 		if !r.settle(100 * time.Millisecond) {
 			a.log.Warn("collector still running at shutdown", "collector", r.name)
 		}
+		if cl, ok := r.c.(interface{ Close() error }); ok {
+			cl.Close() // background probes and tools; tailed files
+		}
 	}
 	a.pub.close()
+	kept, err := a.pub.shutdown()
+	if err != nil {
+		a.log.Error("spool: closing failed", "err", err)
+	}
 	st := a.Stats()
-	a.log.Info("agent stopped", "seq", st.Seq, "acked", st.Acked, "unsent", st.Backlog, "dropped", st.Dropped)
+	a.log.Info("agent stopped", "seq", st.Seq, "acked", st.Acked, "unsent", st.Backlog+kept, "spooled", kept, "dropped", st.Dropped)
 	return nil
+}
+
+// openSpool opens the disk spool, if there is one.
+func (a *Agent) openSpool() (*spool, error) {
+	dir := a.cfg.SpoolDir()
+	if dir == "" {
+		return nil, nil
+	}
+	return openSpool(dir, int64(a.cfg.Spool.MaxBytes), a.run, a.host, a.log)
 }
 
 // loop ticks until ctx ends. Tick k fires at start + k·interval plus a
@@ -257,31 +319,59 @@ func (a *Agent) tick(ctx context.Context, now time.Time) {
 	a.pub.enqueue(batch{seq: seq, data: data, created: now})
 }
 
-// selfPoint writes the vigil_agent point: backlog (batches waiting),
-// backlog_bytes, and the counters dropped, acked, resent, publish_errors,
-// collect_errors (all collectors) since the start, plus collect_ms, the
-// wall time this tick's collection took.
+// selfPoint writes the agent's own health (self-monitoring) for this
+// tick: the vigil_agent point — heartbeat_seq (the tick's number in this
+// run; a missing number is a missed tick), backlog and backlog_bytes (in
+// memory), spool_batches and spool_bytes (on disk), and the counters since
+// the start dropped (batches lost for good), spool_corrupt, spool_errors,
+// acked, resent, publish_errors, collect_errors (all collectors), plus
+// collect_ms, the wall time this tick's collection took — and one
+// vigil_agent_collector point per collector (tag collector): duration_ms
+// of its last finished run, points it emitted, and the counters runs,
+// errors, timeouts, panics and skipped.
 func (a *Agent) selfPoint(now time.Time, took time.Duration) {
 	n, bytes := a.pub.q.depth()
+	var sp SpoolStats
+	if a.pub.sp != nil { // set before the tick loop starts
+		sp = a.pub.sp.Stats()
+	}
+	a.selfBatch.Reset()
+	a.selfTags = append(append(a.selfTags[:0], wire.Tag{Key: "collector"}, wire.Tag{Key: "host", Value: a.host}), a.global...)
 	var errs uint64
 	a.mu.Lock()
+	ticks := a.ticks
 	for _, r := range a.tickRunners {
-		errs += r.st.Errors
+		st := &r.st
+		errs += st.Errors
+		a.selfTags[0].Value = r.name
+		a.selfFields = append(a.selfFields[:0],
+			wire.F("duration_ms", float64(st.LastDuration)/float64(time.Millisecond)),
+			wire.I("points", int64(st.Points)),
+			wire.I("runs", i64(st.Runs)),
+			wire.I("errors", i64(st.Errors)),
+			wire.I("timeouts", i64(st.Timeouts)),
+			wire.I("panics", i64(st.Panics)),
+			wire.I("skipped", i64(st.Skipped)),
+		)
+		a.selfBatch.Point("vigil_agent_collector", a.selfTags, a.selfFields, now)
 	}
 	a.mu.Unlock()
 	a.selfFields = append(a.selfFields[:0],
+		wire.I("heartbeat_seq", i64(ticks)),
 		wire.I("backlog", int64(n)),
 		wire.I("backlog_bytes", int64(bytes)),
-		wire.I("dropped", i64(a.pub.dropped.Load())),
+		wire.I("spool_batches", int64(sp.Batches)),
+		wire.I("spool_bytes", sp.Bytes),
+		wire.I("dropped", i64(a.pub.dropped.Load()+sp.Dropped)),
+		wire.I("spool_corrupt", i64(sp.Corrupt)),
+		wire.I("spool_errors", i64(sp.Errors)),
 		wire.I("acked", i64(a.pub.acked.Load())),
 		wire.I("resent", i64(a.pub.resent.Load())),
 		wire.I("publish_errors", i64(a.pub.errs.Load())),
 		wire.I("collect_errors", i64(errs)),
 		wire.F("collect_ms", float64(took)/float64(time.Millisecond)),
 	)
-	a.selfBatch.Reset()
-	a.selfTags = append(a.selfTags[:0], wire.Tag{Key: "host", Value: a.host})
-	a.selfBatch.Point("vigil_agent", a.selfTags, a.selfFields, now)
+	a.selfBatch.Point("vigil_agent", a.selfTags[1:], a.selfFields, now)
 }
 
 // Stats returns a snapshot of the counters. Safe to call at any time.
@@ -300,6 +390,10 @@ func (a *Agent) Stats() Stats {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.pub.sp != nil {
+		s.Spool = a.pub.sp.Stats()
+		s.Dropped += s.Spool.Dropped
+	}
 	s.Seq, s.Ticks = a.seq, a.ticks
 	s.Connected = a.connected && a.pub.nc.IsConnected()
 	s.Collectors = make(map[string]CollectorStats, len(a.runners))

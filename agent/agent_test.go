@@ -308,3 +308,33 @@ func TestRandJitter(t *testing.T) {
 		t.Fatalf("two agents share run id %q", a.run)
 	}
 }
+
+func TestGlobalTags(t *testing.T) {
+	cfg := testConfig("real", time.Second)
+	cfg.Tags = map[string]string{"role": "gpu-serving", "zone": "eu-1", "a": "global"}
+	a, _ := newTestAgent(t, cfg)
+	a.AddCollector(&funcCollector{"c", func(_ context.Context, emit Emit) error {
+		emit("m", []wire.Tag{{Key: "a", Value: "own"}}, []wire.Field{wire.F("v", 1)})
+		return nil
+	}})
+	a.tick(context.Background(), time.Unix(1000, 0))
+	lines := decodeBatch(t, queued(a)[0].data)
+	if len(lines) == 0 {
+		t.Fatal("no lines")
+	}
+	for _, l := range lines {
+		if l.tags["role"] != "gpu-serving" || l.tags["zone"] != "eu-1" || l.tags["host"] != "real" {
+			t.Fatalf("tags %v, want role, zone and host on every line", l.tags)
+		}
+		if l.m == "m" && l.tags["a"] != "own" {
+			t.Fatalf("collector's own tag lost to the global one: %v", l.tags)
+		}
+	}
+}
+
+func TestGlobalTagsValidation(t *testing.T) {
+	_, err := ParseConfig("a.yaml", []byte("host: h\ntags:\n  host: x\n  role: \"\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "a.yaml:3:3") || !strings.Contains(err.Error(), `a.yaml:4:9: tag role has an empty value`) {
+		t.Fatalf("error %v", err)
+	}
+}

@@ -26,6 +26,9 @@ type batch struct {
 	data     []byte
 	created  time.Time
 	attempts int
+	// run and host are set on batches read back from the spool, which
+	// may come from an earlier run (or host name); "" means this run's.
+	run, host string
 }
 
 const maxSpare = 4
@@ -120,4 +123,56 @@ func (q *backlog) depth() (n, bytes int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.n, q.bytes
+}
+
+// headSeq returns the oldest batch's seq; ok is false when empty.
+func (q *backlog) headSeq() (seq uint64, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.n == 0 {
+		return 0, false
+	}
+	return q.buf[q.head].seq, true
+}
+
+// full reports whether the next push would drop a batch.
+func (q *backlog) full() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n == len(q.buf)
+}
+
+// takeAll removes and returns every batch, oldest first, except the one
+// being published, which stays.
+func (q *backlog) takeAll() []batch {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.n == 0 || q.n == 1 && q.buf[q.head].seq == q.inflight {
+		return nil
+	}
+	out := make([]batch, 0, q.n)
+	var keep batch
+	kept := false
+	for i := 0; i < q.n; i++ {
+		j := (q.head + i) % len(q.buf)
+		if q.inflight != 0 && q.buf[j].seq == q.inflight {
+			keep, kept = q.buf[j], true
+		} else {
+			out = append(out, q.buf[j])
+		}
+		q.buf[j] = batch{}
+	}
+	q.n, q.bytes = 0, 0
+	if kept {
+		q.buf[q.head] = keep
+		q.n, q.bytes = 1, len(keep.data)
+	}
+	return out
+}
+
+// recycle keeps the buffer of a batch that left the backlog for reuse.
+func (q *backlog) recycle(b []byte) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.release(b)
 }

@@ -22,6 +22,35 @@
 //	                                                    merged_reads, merged_writes (counters, int)
 //	net        net          interface                  bytes_sent, bytes_recv, packets_sent, packets_recv,
 //	                                                    err_in, err_out, drop_in, drop_out (counters, int)
+//	psi        pressure     resource (cpu, memory, io)  some_avg10/60/300, full_avg10/60/300 (percent),
+//	                                                    some_total, full_total (µs, counters)
+//	fd         fd           -                          allocated, max (int), used_percent
+//	netstat    netstat      -                          tcp_retrans_segs, tcp_out_segs, tcp_in_segs, tcp_in_errs,
+//	                                                    tcp_active_opens, tcp_passive_opens, tcp_attempt_fails,
+//	                                                    tcp_estab_resets, tcp_out_rsts, udp_in_datagrams,
+//	                                                    udp_in_errors, udp_no_ports, udp_rcvbuf_errors,
+//	                                                    udp_sndbuf_errors (counters), tcp_curr_estab
+//	boot       system       -                          boot_time (unix s), reboots (counter, kept in state_dir)
+//	clock      clock        -                          offset_seconds, max_error_seconds, synced (0/1)
+//	sensors    sensors      sensor                     temp_c
+//	gpu        gpu          index, name                utilization_percent, memory_used_bytes, memory_total_bytes,
+//	                                                    memory_used_percent, temperature_c, power_watts,
+//	                                                    ecc_errors_corrected, ecc_errors_uncorrected,
+//	                                                    throttle_reasons (bitmask), throttled (0/1)
+//	smart      smart        device                     healthy, reallocated_sectors, pending_sectors,
+//	                                                    wear_percent_used, temperature_c, power_on_hours,
+//	                                                    media_errors
+//	procstat   procstat     name                       up, count, cpu_percent, rss_bytes, open_files, threads,
+//	                                                    restarts (counter)
+//	probes     probe_http   name                       up, status_code, latency_ms, body_match, tls_days_left
+//	probes     probe_tcp    name                       up, latency_ms
+//	probes     probe_cmd    name                       up, exit_code, duration_ms
+//	logs       logmatch     file, pattern              count, lines (counters)
+//
+// procstat, probes and logs run only when configured; gpu and smart run
+// their tool in the background every `every`; psi, sensors, gpu and smart
+// report an absent kernel feature, hardware or tool once (Availability).
+//
 //	(agent)    vigil_agent  -                          backlog, dropped, acked, resent, publish_errors,
 //	                                                    collect_errors, collect_ms (see selfPoint)
 //
@@ -32,6 +61,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"path"
 	"reflect"
@@ -78,6 +108,69 @@ type Options struct {
 	IgnoreDevices []string `yaml:"ignore_devices"`
 	// IgnoreInterfaces (net): interface-name globs to skip. Default ["lo"].
 	IgnoreInterfaces []string `yaml:"ignore_interfaces"`
+	// Every (gpu, smart): how often the collector runs its tool, in the
+	// background; ticks in between emit nothing. Default 30s (gpu), 5m (smart).
+	Every time.Duration `yaml:"every"`
+	// Program (gpu, smart): path of the tool. Default nvidia-smi or
+	// smartctl looked up in PATH.
+	Program string `yaml:"program"`
+	// Devices (smart): devices to query (e.g. /dev/sda). Default: those
+	// `smartctl --scan` lists.
+	Devices []string `yaml:"devices"`
+	// Watches (procstat): the watched processes.
+	Watches []ProcWatch `yaml:"watches"`
+	// ScanEvery (procstat): how often the process table is scanned for new
+	// matches (vanished ones are noticed every tick). Default 10s.
+	ScanEvery time.Duration `yaml:"scan_every"`
+	// HTTP, TCP and Command (probes): the health probes.
+	HTTP    []HTTPProbe    `yaml:"http"`
+	TCP     []TCPProbe     `yaml:"tcp"`
+	Command []CommandProbe `yaml:"command"`
+	// Files (logs): the tailed log files and their patterns.
+	Files []LogFile `yaml:"files"`
+
+	// Timeout (gpu, smart), set from collectors.<name>.timeout: bounds one
+	// run of the tool (its collection runs in the background, so the tick
+	// does not wait for it). Default 10s (gpu), 30s per device (smart).
+	Timeout time.Duration `yaml:"-"`
+	// StateDir (boot), set by the agent from the top-level state_dir: where
+	// collectors keep what must survive a restart. "" keeps nothing.
+	StateDir string `yaml:"-"`
+	// Log, set by the agent: for what a collector reports once (a tool or
+	// hardware that is absent). Default slog.Default().
+	Log *slog.Logger `yaml:"-"`
+}
+
+// logger is o.Log or the default logger.
+func (o Options) logger() *slog.Logger {
+	if o.Log != nil {
+		return o.Log
+	}
+	return slog.Default()
+}
+
+// optionError is a problem with one option of a collector; path is
+// relative to collectors.<name> ("http[1].url"), so that the config error
+// can name its line and column.
+type optionError struct {
+	path string
+	err  error
+}
+
+func (e *optionError) Error() string { return e.path + ": " + e.err.Error() }
+func (e *optionError) Unwrap() error { return e.err }
+
+// optErr makes an optionError.
+func optErr(path, format string, args ...any) error {
+	return &optionError{path: path, err: fmt.Errorf(format, args...)}
+}
+
+// Availability is implemented by collectors whose hardware or tool may be
+// absent (no nvidia-smi, no sensors in a VM). Such a collector logs the
+// absence once, then emits nothing and returns no error; Unavailable says
+// why it has nothing to report, "" when it has.
+type Availability interface {
+	Unavailable() string
 }
 
 // Factory builds a collector from its options.
@@ -86,6 +179,7 @@ type Factory func(o Options) (Collector, error)
 type registration struct {
 	factory Factory
 	keys    []string // accepted option keys
+	optIn   bool     // enabled only when listed under collectors
 }
 
 var (
@@ -103,6 +197,27 @@ func Register(name string, f Factory, optionKeys ...string) {
 		panic(fmt.Sprintf("agent: collector %q registered twice", name))
 	}
 	registry[name] = registration{factory: f, keys: optionKeys}
+}
+
+// RegisterOptIn makes a collector available under name that is enabled
+// only when listed under collectors in the config (it needs settings: the
+// processes to watch, the probes, the log files).
+func RegisterOptIn(name string, f Factory, optionKeys ...string) {
+	Register(name, f, optionKeys...)
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	r := registry[name]
+	r.optIn = true
+	registry[name] = r
+}
+
+// enabledByDefault reports whether collector name runs when the config
+// does not list it.
+func enabledByDefault(name string) bool {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	r, ok := registry[name]
+	return ok && !r.optIn
 }
 
 // Registered lists the registered collector names, sorted.
@@ -147,8 +262,8 @@ func setOptionKeys(o Options) []string {
 	v := reflect.ValueOf(o)
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
-		if !v.Field(i).IsZero() {
-			keys = append(keys, yamlKey(t.Field(i)))
+		if k := yamlKey(t.Field(i)); k != "-" && !v.Field(i).IsZero() {
+			keys = append(keys, k)
 		}
 	}
 	return keys

@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"sort"
@@ -24,6 +25,12 @@ type Config struct {
 	// Host names this host in subjects and in the host tag. Default: the
 	// operating system's host name.
 	Host string `yaml:"host"`
+	// Tags are added to every point this agent publishes, e.g. {role:
+	// gpu-serving, zone: eu-1}: the controller reads role, zone, site,
+	// region, cluster, env, team, service and model as the host's labels
+	// (fleet rules group hosts by role). A collector's own tag of the same
+	// name wins; "host" is not allowed here. Default none.
+	Tags map[string]string `yaml:"tags"`
 	// Interval between ticks (one batch per tick). Default 10s; at least 10ms.
 	Interval time.Duration `yaml:"interval"`
 	// Jitter: every tick fires at a random offset in [0, jitter) after its
@@ -35,11 +42,25 @@ type Config struct {
 	// to every batch. Default true.
 	SelfMetrics *bool `yaml:"self_metrics"`
 
+	// StateDir keeps what must survive a restart: the disk spool (under
+	// spool/ unless spool.dir says otherwise) and what collectors remember.
+	// Default for the vigil-agent command (see DefaultStateDir):
+	// $STATE_DIRECTORY (systemd's StateDirectory=), else /var/lib/vigil-agent
+	// as root, else $XDG_STATE_HOME/vigil-agent (~/.local/state/vigil-agent).
+	// A program that embeds the agent package and leaves it empty keeps no
+	// state: without spool.dir it has no disk spool.
+	StateDir string `yaml:"state_dir"`
+
 	NATS    NATSConfig    `yaml:"nats"`
 	Publish PublishConfig `yaml:"publish"`
-	// Collectors by name. Every registered collector (cpu, mem, system,
-	// disk, diskio, net) is enabled unless listed with enabled: false.
+	Spool   SpoolConfig   `yaml:"spool"`
+	Metrics MetricsConfig `yaml:"metrics"`
+	// Collectors by name. Every registered collector is enabled unless
+	// listed with enabled: false, except procstat, probes and logs, which
+	// need settings and run only when listed.
 	Collectors map[string]CollectorConfig `yaml:"collectors"`
+	// Models turns on model-drift monitoring (see ModelsConfig); nil: off.
+	Models *ModelsConfig `yaml:"models"`
 }
 
 // NATSConfig is how the agent connects to NATS. It reconnects forever.
@@ -56,6 +77,12 @@ type NATSConfig struct {
 	Token config.Expand `yaml:"token"`
 	// Creds is a credentials file (JWT and seed).
 	Creds config.Expand `yaml:"creds"`
+	// NkeySeed is a file holding an nkey seed (SU...): the agent signs the
+	// server's challenge with it (not with user, token or creds).
+	NkeySeed config.Expand `yaml:"nkey_seed"`
+	// TLS: server verification and client certificate. A tls:// URL or any
+	// of these keys turns TLS on.
+	TLS TLSConfig `yaml:"tls"`
 	// ReconnectWait between reconnection attempts. Default 2s.
 	ReconnectWait time.Duration `yaml:"reconnect_wait"`
 	// ReconnectBuffer: bytes published while disconnected that the client
@@ -163,6 +190,10 @@ func (c *Config) WithDefaults() error {
 	if p.ShutdownGrace == 0 {
 		p.ShutdownGrace = 3 * time.Second
 	}
+	c.deliveryDefaults()
+	if c.Models != nil {
+		c.Models.withDefaults()
+	}
 	return nil
 }
 
@@ -180,9 +211,27 @@ func (c *Config) DisableCollectors() {
 	}
 }
 
-// collectorEnabled reports whether collector name is enabled.
+// collectorEnabled reports whether collector name is enabled: as its
+// enabled key says when it is listed under collectors (default true), else
+// as registered (procstat, probes and logs need settings, so they run only
+// when listed).
 func (c *Config) collectorEnabled(name string) bool {
-	return boolOr(c.Collectors[name].Enabled, true)
+	if cc, listed := c.Collectors[name]; listed {
+		return boolOr(cc.Enabled, true)
+	}
+	return enabledByDefault(name)
+}
+
+// collectorOptions are the options collector name is built with: those of
+// the file plus what the agent provides (the state directory and log).
+func (c *Config) collectorOptions(name string, log *slog.Logger) Options {
+	o := c.Collectors[name].Options
+	o.Timeout = c.Collectors[name].Timeout
+	o.StateDir = c.StateDir
+	if log != nil {
+		o.Log = log.With("collector", name)
+	}
+	return o
 }
 
 // collectorTimeout is the timeout of collector name.
@@ -206,6 +255,14 @@ func (c *Config) Validate(doc *config.Doc) error {
 	if strings.TrimSpace(c.Host) == "" {
 		bad("host", "host must not be empty")
 	}
+	for k, v := range c.Tags {
+		switch {
+		case k == "" || k == "host":
+			bad("tags", "tag name %q is not allowed (host is set by the host key)", k)
+		case v == "":
+			bad("tags."+k, "tag %s has an empty value", k)
+		}
+	}
 	if c.Interval < 10*time.Millisecond {
 		bad("interval", "interval %s is too short (at least 10ms)", c.Interval)
 	}
@@ -223,7 +280,11 @@ func (c *Config) Validate(doc *config.Doc) error {
 	if p.ShutdownGrace < 0 {
 		bad("publish.shutdown_grace", "publish.shutdown_grace must not be negative")
 	}
+	c.validateDelivery(bad)
 	c.validateCollectors(bad)
+	if c.Models != nil {
+		c.Models.validate(bad)
+	}
 	if len(errs) > 0 {
 		sort.SliceStable(errs, func(i, j int) bool {
 			return errs[i].Line < errs[j].Line || errs[i].Line == errs[j].Line && errs[i].Col < errs[j].Col
@@ -249,18 +310,27 @@ func (n *NATSConfig) validate(bad badFunc) {
 		bad("nats.user", "nats.user and nats.password go together")
 	}
 	auth := 0
-	for _, set := range []bool{n.User != "", n.Token != "", n.Creds != ""} {
+	for _, set := range []bool{n.User != "", n.Token != "", n.Creds != "", n.NkeySeed != ""} {
 		if set {
 			auth++
 		}
 	}
 	if auth > 1 {
-		bad("nats", "use one of nats.user/password, nats.token and nats.creds")
+		bad("nats", "use one of nats.user/password, nats.token, nats.creds and nats.nkey_seed")
 	}
-	if n.Creds != "" {
-		if _, err := os.Stat(string(n.Creds)); err != nil {
-			bad("nats.creds", "nats.creds: %v", err)
+	for _, f := range []struct{ key, path string }{
+		{"nats.creds", string(n.Creds)}, {"nats.nkey_seed", string(n.NkeySeed)},
+		{"nats.tls.ca", n.TLS.CA}, {"nats.tls.cert", n.TLS.Cert}, {"nats.tls.key", n.TLS.Key},
+	} {
+		if f.path == "" {
+			continue
 		}
+		if _, err := os.Stat(f.path); err != nil {
+			bad(f.key, "%s: %v", f.key, err)
+		}
+	}
+	if (n.TLS.Cert == "") != (n.TLS.Key == "") {
+		bad("nats.tls.cert", "nats.tls.cert and nats.tls.key go together")
 	}
 	if n.ReconnectWait < 0 {
 		bad("nats.reconnect_wait", "nats.reconnect_wait must not be negative")
@@ -300,13 +370,38 @@ func (c *Config) validateCollectors(bad badFunc) {
 				bad(path+"."+k, "collector %s has no option %q (it has: %s)", name, k, listOrNone(keys))
 			}
 		}
-		if !boolOr(cc.Enabled, true) {
-			continue
-		}
-		if _, err := NewCollector(name, cc.Options); err != nil {
-			bad(path, "%v", err)
+		// Options are checked even when disabled: enabling it later must
+		// not reveal old mistakes.
+		col, err := NewCollector(name, c.collectorOptions(name, nil))
+		badOptions(bad, path, name, err)
+		if cl, ok := col.(interface{ Close() error }); ok {
+			cl.Close()
 		}
 	}
+}
+
+// badOptions reports err from building collector name, each option error
+// (several may be joined) at its own position below path.
+func badOptions(bad badFunc, path, name string, err error) {
+	if err == nil {
+		return
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		j, ok = errors.Unwrap(err).(interface{ Unwrap() []error }) // NewCollector wraps it
+	}
+	if ok {
+		for _, e := range j.Unwrap() {
+			badOptions(bad, path, name, e)
+		}
+		return
+	}
+	var oe *optionError
+	if errors.As(err, &oe) {
+		bad(path+"."+oe.path, "collectors.%s.%s: %v", name, oe.path, oe.err)
+		return
+	}
+	bad(path, "%v", err)
 }
 
 func contains(list []string, s string) bool {

@@ -53,8 +53,9 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("publish defaults: %+v", c.Publish)
 	}
 	for _, name := range Registered() {
-		if !c.collectorEnabled(name) {
-			t.Errorf("%s disabled by default", name)
+		optIn := name == "procstat" || name == "probes" || name == "logs"
+		if c.collectorEnabled(name) == optIn {
+			t.Errorf("%s: enabled by default %v, want %v", name, c.collectorEnabled(name), !optIn)
 		}
 	}
 	c, err = ParseConfig("j.yaml", []byte("interval: 1s\njitter: 0s\n"))
@@ -68,7 +69,7 @@ func TestConfigErrors(t *testing.T) {
 	cases := []struct{ name, yaml, want string }{
 		{"unknown key", "host: a\nintervall: 5s\n", `agent.yaml:2:1: unknown key "intervall"`},
 		{"unknown nested", "nats:\n  urll: x\n", `agent.yaml:2:3: unknown key "urll" in nats`},
-		{"unknown collector", "collectors:\n  gpu: {}\n", `agent.yaml:2:8: unknown collector "gpu"`},
+		{"unknown collector", "collectors:\n  gpux: {}\n", `agent.yaml:2:9: unknown collector "gpux"`},
 		{"option of another collector", "collectors:\n  cpu:\n    ignore_fs: [tmpfs]\n", `agent.yaml:3:16: collector cpu has no option "ignore_fs"`},
 		{"unknown collector option", "collectors:\n  net:\n    ignore: [lo]\n", `agent.yaml:3:5: unknown key "ignore" in collectors.net`},
 		{"bad glob", "collectors:\n  net:\n    ignore_interfaces: [\"[\"]\n", `agent.yaml:3:5: collector net: ignore_interfaces: bad pattern`},

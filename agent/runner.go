@@ -62,10 +62,12 @@ type runResult struct {
 
 var errTimeout = errors.New("timed out")
 
-func newRunner(c Collector, timeout time.Duration, host string, log *slog.Logger) *runner {
+// newRunner runs collector c. Every point gets the global tags (a
+// collector's own tag of the same name wins) and then the host tag.
+func newRunner(c Collector, timeout time.Duration, host string, global []wire.Tag, log *slog.Logger) *runner {
 	r := &runner{c: c, name: c.Name(), timeout: timeout, host: host, log: log, done: make(chan runResult, 1)}
 	r.emit = func(m string, tags []wire.Tag, fields []wire.Field) {
-		r.tags = append(append(r.tags[:0], tags...), wire.Tag{Key: "host", Value: r.host})
+		r.tags = append(append(append(r.tags[:0], global...), tags...), wire.Tag{Key: "host", Value: r.host})
 		r.batch.Point(m, r.tags, fields, r.now)
 	}
 	return r

@@ -139,6 +139,16 @@ func (c *Controller) writeMetrics(w io.Writer) {
 	for _, x := range m {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %g\n", x.name, x.help, x.name, x.name, x.v)
 	}
+	hosts, counts := c.hostSeqs.snapshot()
+	for i, fam := range [2]struct{ name, help string }{
+		{"vigil_telemetry_host_gaps_total", "Batches missing according to Vigil-Seq, per host (subject token)."},
+		{"vigil_telemetry_host_duplicates_total", "Batches received again (same or older Vigil-Seq), per host."},
+	} {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", fam.name, fam.help, fam.name)
+		for j, h := range hosts {
+			fmt.Fprintf(w, "%s{host=%q} %d\n", fam.name, h, counts[j][i])
+		}
+	}
 	if c.history == nil {
 		return
 	}

@@ -49,6 +49,8 @@ type Controller struct {
 	visitFn func(*wire.PointView)
 	badLog  map[string]time.Time // subject -> last time a malformed line was logged
 	seqs    map[string]*seqState // subject token -> sequence accounting
+	// hostSeqs: per-host gaps and duplicates for /metrics (ingest.go)
+	hostSeqs hostSeqCounts
 }
 
 // Stats are the controller's counters, exported on /metrics.

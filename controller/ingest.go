@@ -2,7 +2,9 @@ package controller
 
 import (
 	"math"
+	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,6 +49,44 @@ type seqState struct {
 	gaps uint64
 }
 
+// hostSeqCounts are the per-host totals of gaps and duplicates that
+// /metrics shows (label host = the subject token). The owner goroutine adds
+// (only when a host first appears, and on a gap or duplicate); HTTP
+// handlers read. The zero value is ready.
+type hostSeqCounts struct {
+	mu sync.Mutex
+	m  map[string]*[2]uint64 // host token -> gaps, duplicates
+}
+
+func (h *hostSeqCounts) add(host string, gaps, dups uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = map[string]*[2]uint64{}
+	}
+	v := h.m[host]
+	if v == nil {
+		v = new([2]uint64)
+		h.m[host] = v
+	}
+	v[0] += gaps
+	v[1] += dups
+}
+
+// snapshot returns the hosts in order with their counts.
+func (h *hostSeqCounts) snapshot() (hosts []string, counts [][2]uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k := range h.m {
+		hosts = append(hosts, k)
+	}
+	sort.Strings(hosts)
+	for _, k := range hosts {
+		counts = append(counts, *h.m[k])
+	}
+	return hosts, counts
+}
+
 // sequence does the gap accounting of Vigil-Seq per host and run.
 func (c *Controller) sequence(hostTok, run, seqStr string) {
 	if run == "" || seqStr == "" {
@@ -60,16 +100,20 @@ func (c *Controller) sequence(hostTok, run, seqStr string) {
 	if h == nil {
 		h = &seqState{}
 		c.seqs[hostTok] = h
+		c.hostSeqs.add(hostTok, 0, 0)
 	}
 	switch {
 	case h.run != run:
 		h.run, h.seq = run, seq
 	case seq <= h.seq:
 		c.stats.Duplicates.Add(1)
+		c.hostSeqs.add(hostTok, 0, 1)
 	default:
 		if gap := seq - h.seq - 1; gap > 0 {
 			h.gaps += gap
 			c.stats.Gaps.Add(gap)
+			c.store.recordGap(hostTok, c.msgNow, gap)
+			c.hostSeqs.add(hostTok, gap, 0)
 		}
 		h.seq = seq
 	}

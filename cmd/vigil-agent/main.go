@@ -38,11 +38,15 @@ Usage:
 Every tick (interval, default 10s) the enabled collectors (%s)
 run in parallel; their points, tagged host=<host>, go as one InfluxDB
 line-protocol message to vigil.telemetry.<host> with the headers
-Vigil-Run, Vigil-Seq and Nats-Msg-Id. Batches JetStream has not acknowledged
-stay in memory (publish.max_pending_batches) and are re-sent in order.
-Without -config the built-in defaults apply (host name of the system, NATS at
-nats://127.0.0.1:4222, every collector). SIGINT or SIGTERM stops the agent
-after it tried to send its backlog for publish.shutdown_grace.
+Vigil-Run, Vigil-Seq and Nats-Msg-Id. While NATS is away or not
+acknowledging, batches go to the disk spool (<state_dir>/spool, bounded by
+spool.max_bytes; the oldest are dropped and counted when it is full) and are
+re-sent in order with their original headers and timestamps, also after a
+restart. state_dir defaults to $STATE_DIRECTORY (systemd), /var/lib/vigil-agent
+as root, else $XDG_STATE_HOME/vigil-agent. Without -config the built-in
+defaults apply (host name of the system, NATS at nats://127.0.0.1:4222, every
+default collector). SIGINT or SIGTERM stops the agent after it tried to send
+its backlog for publish.shutdown_grace; what is left stays in the spool.
 
 Flags:
 `
@@ -94,7 +98,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *check {
-		fmt.Fprintf(stdout, "%s: ok (host %s, interval %s, nats %s)\n", configName(*configPath), cfg.Host, cfg.Interval, cfg.NATS.URL)
+		fmt.Fprintf(stdout, "%s: ok (host %s, interval %s, nats %s, spool %s, metrics %s)\n", configName(*configPath),
+			cfg.Host, cfg.Interval, cfg.NATS.URL, orOff(cfg.SpoolDir()), orOff(cfg.MetricsAddr()))
 		return 0
 	}
 	a, err := agent.New(cfg, log)
@@ -112,16 +117,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// loadConfig reads path, or returns the validated defaults for "".
-func loadConfig(path string) (agent.Config, error) {
+// loadConfig reads path, or returns the validated defaults for "", and
+// sets the command's default state directory when none is configured.
+func loadConfig(path string) (cfg agent.Config, err error) {
 	if path != "" {
-		return agent.LoadConfig(path)
+		cfg, err = agent.LoadConfig(path)
+	} else if err = cfg.WithDefaults(); err == nil {
+		err = cfg.Validate(nil)
 	}
-	var cfg agent.Config
-	if err := cfg.WithDefaults(); err != nil {
-		return cfg, err
+	if err == nil && cfg.StateDir == "" {
+		cfg.StateDir = agent.DefaultStateDir()
 	}
-	return cfg, cfg.Validate(nil)
+	return cfg, err
+}
+
+func orOff(s string) string {
+	if s == "" {
+		return "off"
+	}
+	return s
 }
 
 func configName(path string) string {

@@ -62,7 +62,7 @@ func TestFlags(t *testing.T) {
 	if code != 0 {
 		t.Errorf("-help exit %d", code)
 	}
-	for _, want := range []string{"-config", "-check-config", "-print-example", "-version", "-log-format", "cpu, disk, diskio, mem, net, system", "vigil.telemetry.<host>"} {
+	for _, want := range []string{"-config", "-check-config", "-print-example", "-version", "-log-format", strings.Join(agent.Registered(), ", "), "cpu, disk, diskio", "vigil.telemetry.<host>", "spool"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("-help lacks %q:\n%s", want, errOut)
 		}
@@ -98,5 +98,27 @@ func TestCheckConfig(t *testing.T) {
 	}
 	if code, _, _ := runMain(t, "-check-config", "-config", filepath.Join(dir, "missing.yaml")); code != 1 {
 		t.Fatalf("missing config: exit %d", code)
+	}
+}
+
+// Without state_dir the command keeps its state where systemd says
+// ($STATE_DIRECTORY), and -check-config shows the spool and metrics.
+func TestDefaultStateDir(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("STATE_DIRECTORY", dir+":/other")
+	cfg := filepath.Join(dir, "a.yaml")
+	if err := os.WriteFile(cfg, []byte("host: a\nmetrics: {listen: \"127.0.0.1:9465\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, e := runMain(t, "-check-config", "-config", cfg)
+	want := "spool " + filepath.Join(dir, "spool") + ", metrics 127.0.0.1:9465)"
+	if code != 0 || !strings.Contains(out, want) {
+		t.Fatalf("-check-config: %d %q %q, want %q", code, out, e, want)
+	}
+	if err := os.WriteFile(cfg, []byte("host: a\nspool: {dir: \"off\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := runMain(t, "-check-config", "-config", cfg); code != 0 || !strings.Contains(out, "spool off, metrics off") {
+		t.Fatalf("spool off: %d %q", code, out)
 	}
 }
