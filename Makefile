@@ -27,13 +27,15 @@ vet:
 
 test: influxd fmt-check vet
 	$(GO) test -count=1 -timeout 12m ./...
-	$(GO) run ./cmd/vigil rules check rules/examples
+	$(GO) run ./cmd/vigil rules check rules/examples rules/library
+	$(GO) run ./cmd/vigil rules test rules/library
 
 demo:
 	$(GO) run ./cmd/vigil demo
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./detectors/... ./rules/... ./internal/wire/...
+	$(GO) test -run '^$$' -bench . -benchmem ./detectors/... ./rules/... ./internal/wire/... ./agent/...
+	$(GO) run ./cmd/vigil bench forecast
 
 clean:
 	rm -rf $(BIN)
