@@ -73,7 +73,7 @@
 //	since_seen() Duration                  since the subject was heard   since_seen() > duration("2m")
 //	gaps(window) int, complete(window) bool   lost telemetry batches     complete(duration("10m"))
 //	hosts(role) int                        hosts of a role ("" = all)    hosts(role) >= 2
-//	count_hosts(role, sel, op, x) int      hosts where value(sel) op x   count_hosts("gpu", "temp.temp", ">", 85) > 3
+//	count_hosts(role, sel, op, x) int      hosts where value(sel) op x   count_hosts("gpu", "sensors.temp_c", ">", 85) > 3
 //	share_hosts(role, sel, op, x) float64  the same as a share [0,1]     share_hosts(role, "cpu.usage_user", ">", 90) > 0.5
 //	silent_hosts(role, d) int, share_silent(role, d) float64
 //	                                       hosts not heard from for d    share_silent(role, duration("2m")) >= 0.5

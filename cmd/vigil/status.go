@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"text/tabwriter"
 	"time"
 )
@@ -19,40 +16,31 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	api := fs.String("api", envOr("VIGIL_API", "http://127.0.0.1:9464"), "controller API base URL (env VIGIL_API)")
 	asJSON := fs.Bool("json", false, "print the raw JSON")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+		return flagExit(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *api+"/api/v1/status", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
+	var raw json.RawMessage
+	if err := apiCall(*api, http.MethodGet, "/api/v1/status", nil, &raw); err != nil {
 		fmt.Fprintln(stderr, "vigil status:", err)
 		return 1
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "vigil status: %s %s %v\n", resp.Status, body, err)
-		return 1
-	}
 	if *asJSON {
-		_, _ = os.Stdout.Write(body)
+		_, _ = stdout.Write(append(raw, '\n'))
 		return 0
 	}
 	var st struct {
-		Name  string
-		Time  time.Time
+		Name  string    `json:"name"`
+		Time  time.Time `json:"time"`
 		Hosts []struct {
 			Host     string    `json:"host"`
 			LastSeen time.Time `json:"last_seen"`
 			Series   int       `json:"series"`
-		}
-		Rules []map[string]any
+		} `json:"hosts"`
+		Rules []struct {
+			Group, Rule, Severity, Subject, State, Error string
+			Since                                        time.Time
+		} `json:"rules"`
 	}
-	if err := json.Unmarshal(body, &st); err != nil {
+	if err := json.Unmarshal(raw, &st); err != nil {
 		fmt.Fprintln(stderr, "vigil status: bad answer:", err)
 		return 1
 	}
@@ -62,10 +50,14 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	for _, h := range st.Hosts {
 		fmt.Fprintf(tw, "%s\t%s ago\t%d\n", h.Host, st.Time.Sub(h.LastSeen).Round(time.Second), h.Series)
 	}
-	tw.Flush()
-	fmt.Fprintf(stdout, "\n%d rule states\n", len(st.Rules))
+	fmt.Fprintln(tw, "\nRULE\tSUBJECT\tSTATE\tSINCE\tSEVERITY\tERROR")
 	for _, r := range st.Rules {
-		fmt.Fprintf(stdout, "  %v\n", r)
+		since := "-"
+		if !r.Since.IsZero() {
+			since = st.Time.Sub(r.Since).Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\n", r.Group, r.Rule, r.Subject, r.State, since, r.Severity, r.Error)
 	}
+	_ = tw.Flush()
 	return 0
 }
