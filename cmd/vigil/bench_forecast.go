@@ -13,7 +13,7 @@ import (
 
 // benchForecasters are compared by `vigil bench forecast` when --forecaster is not given; the
 // first is the controller's default.
-var benchForecasters = []string{"robust_trend", "trend", "holt"}
+var benchForecasters = []string{"robust_trend", "saturating_trend", "trend", "holt"}
 
 // cmdBenchForecast runs the seeded failure scenarios through each forecaster and the
 // controller's prediction hysteresis, in simulated time, and prints lead times and false alarms.
