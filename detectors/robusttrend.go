@@ -69,7 +69,9 @@ func (c RobustTrendConfig) trend() TrendConfig {
 // samples is growth and is fitted as such.
 //
 // Outliers. A sample joins with Huber weight w = min(1, Huber·σ/|r|), r = x − x̂(t) its residual
-// from the line before it joins, σ = √(π/2)·E|r|, E a time-discounted mean (weight
+// from the line before it joins — except from the third outlier in a row on the same side of
+// the line, which joins with w = 1: such a run is a change of trend (a flat series that starts
+// to fill), not noise, and down-weighting it would keep the old line for hours; σ = √(π/2)·E|r|, E a time-discounted mean (weight
 // 1 − e^(−Δt/τ)) of |r| clipped at 4σ (so an outlier moves it little but a lasting change of
 // noise is followed). σ_d is kept the same way from d.
 //
@@ -100,6 +102,7 @@ type RobustTrend struct {
 	absR, absD float64 // discounted E|r|, E|d|
 	rr, r2     float64 // discounted E[r·r_prev], E[r²] for ρ
 	prevR      float64
+	side       int // consecutive outlying residuals on one side: + above, − below
 
 	pending    bool // a sample is held back
 	pendT      int64
@@ -176,11 +179,36 @@ func (rt *RobustTrend) process(t int64, x float64, judged bool) {
 	sig := 1.2533 * rt.absR
 	if warm && math.Abs(r) > rt.cfg.Huber*sig {
 		w = rt.cfg.Huber * sig / math.Abs(r)
+		rt.side = nextSide(rt.side, r)
+		if rt.side >= sideRun || rt.side <= -sideRun {
+			w = 1 // a run of outliers on one side is a new trend, not noise
+		}
+	} else {
+		rt.side = 0
 	}
 	rt.updateScales(dt, r, d)
 	rt.fit.observeW(t, x, w)
 	rt.prevT, rt.prevX, rt.prevBig = t, x, big
 	rt.accepted++
+}
+
+// sideRun consecutive residuals beyond Huber·σ on the same side of the line
+// mean the line is wrong (the trend changed, e.g. a flat series starts to
+// fill): from the sideRun-th on they join with full weight. Isolated
+// outliers, which alternate or stand alone, keep their Huber weight.
+const sideRun = 3
+
+func nextSide(side int, r float64) int {
+	switch {
+	case r > 0 && side >= 0:
+		return side + 1
+	case r < 0 && side <= 0:
+		return side - 1
+	case r > 0:
+		return 1
+	default:
+		return -1
+	}
 }
 
 // updateScales moves E|r|, E|d| and the autocorrelation sums towards this sample's r and d.
@@ -240,6 +268,9 @@ func (rt *RobustTrend) ETA(now int64, level float64) Forecast {
 		} else {
 			fc.ETA = 0
 		}
+	}
+	if fc.OK && fc.ETA > 0 && (rt.prevX-level)*math.Copysign(1, level-rt.fit.mx) >= 0 {
+		fc.ETA = 0 // the newest sample is already there, whatever the lagging line says
 	}
 	return fc
 }

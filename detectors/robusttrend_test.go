@@ -174,3 +174,32 @@ func BenchmarkRobustTrendETA(b *testing.B) {
 	}
 	_ = sink
 }
+
+// A series flat for an hour that then ramps (noise-free, as exact gauges
+// are) must be followed: a run of same-side outliers is a new trend, and
+// once the newest sample is past the level the ETA is 0.
+func TestRobustTrendFollowsRampAfterFlat(t *testing.T) {
+	rt := NewRobustTrend(DefaultRobustTrendConfig())
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	at := func(m int) int64 { return t0 + int64(m)*int64(time.Minute) }
+	var eta92 Forecast
+	for m := 0; m <= 100; m++ {
+		v := 120.0
+		if m > 60 {
+			v = 120 + 5*float64(m-60) // reaches 300 at m = 96
+		}
+		rt.Observe(at(m), v)
+		if m == 92 {
+			eta92 = rt.ETA(at(m), 300)
+		}
+	}
+	if !eta92.OK || eta92.ETA > time.Hour {
+		t.Errorf("at 280 and +5/min, ETA to 300 = %+v, want under an hour", eta92)
+	}
+	if f := rt.ETA(at(100), 300); !f.OK || f.ETA != 0 {
+		t.Errorf("at 320, over the level 300: ETA %+v, want 0", f)
+	}
+	if s := rt.Slope() * 60; s < 1.5 {
+		t.Errorf("slope %.2f/min, want the ramp followed (≥ 1.5/min of the true 5)", s)
+	}
+}
