@@ -31,8 +31,10 @@
 // service, model and fleet subjects, as with real telemetry.
 //
 // The Source is a real one over those samples: the latest sample, the
-// EWMA anomaly detector and the trend forecaster of the detectors package
-// fed with every sample up to the evaluation time, every sample kept for
+// anomaly detector and the forecaster of the detectors package (the
+// controller's defaults, ewma and robust_trend, unless the file's
+// `detector:` / `forecaster:` say otherwise) fed with every sample up to
+// the evaluation time, every sample kept for
 // the window functions. The engine is evaluated at 0, interval, 2·interval
 // … up to the last `at`; the clock starts at 2025-01-01T00:00:00Z.
 package ruletest
@@ -49,9 +51,14 @@ import (
 )
 
 type fileSpec struct {
-	RuleFiles          []string   `yaml:"rule_files"`
-	EvaluationInterval string     `yaml:"evaluation_interval"`
-	Tests              []testSpec `yaml:"tests"`
+	RuleFiles          []string `yaml:"rule_files"`
+	EvaluationInterval string   `yaml:"evaluation_interval"`
+	// Forecaster and Detector name the detectors package's forecaster
+	// and anomaly detector fed with the samples; defaults are the
+	// controller's: robust_trend and ewma.
+	Forecaster string     `yaml:"forecaster"`
+	Detector   string     `yaml:"detector"`
+	Tests      []testSpec `yaml:"tests"`
 }
 
 type testSpec struct {

@@ -1,6 +1,7 @@
 package ruletest
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"os"
@@ -77,7 +78,8 @@ func RunFile(path string) (*Result, error) {
 	}
 	res := &Result{File: path}
 	for i := range spec.Tests {
-		r := &runner{doc: doc, path: fmt.Sprintf("tests[%d]", i), spec: &spec.Tests[i], set: set, interval: interval}
+		r := &runner{doc: doc, path: fmt.Sprintf("tests[%d]", i), spec: &spec.Tests[i], set: set, interval: interval,
+			fc: cmp.Or(spec.Forecaster, "robust_trend"), det: cmp.Or(spec.Detector, "ewma")}
 		if err := r.prepare(); err != nil {
 			return nil, err
 		}
@@ -94,6 +96,7 @@ type runner struct {
 	spec     *testSpec
 	set      *rules.Set
 	interval time.Duration
+	fc, det  string
 	src      *source
 	alertAt  []time.Duration
 	actionAt []time.Duration
@@ -113,7 +116,7 @@ func (r *runner) prepare() error {
 		errs = append(errs, r.errorf(".interval", "must be positive"))
 		step = r.interval
 	}
-	r.src = newSource()
+	r.src = newSource(r.det, r.fc)
 	for i, in := range t.InputSeries {
 		p := fmt.Sprintf(".input_series[%d]", i)
 		s, err := r.series(in, step)

@@ -44,6 +44,8 @@ type gapEvent struct {
 // source is a rules.Source over the input series of one test.
 type source struct {
 	series []*tseries
+	det    string // anomaly detector name
+	fc     string // forecaster name
 	gaps   map[string][]gapEvent
 	scope  string
 	root   *source
@@ -51,18 +53,18 @@ type source struct {
 	now    time.Time                    // the evaluation time (gaps after it have not happened yet)
 }
 
-func newSource() *source {
-	s := &source{gaps: map[string][]gapEvent{}, scope: rules.ScopeHost, labels: map[string]map[string]string{}}
+func newSource(det, fc string) *source {
+	s := &source{det: det, fc: fc, gaps: map[string][]gapEvent{}, scope: rules.ScopeHost, labels: map[string]map[string]string{}}
 	s.root = s
 	return s
 }
 
 func (src *source) add(s *tseries) error {
 	var err error
-	if s.det, err = detectors.NewDetector("ewma"); err != nil {
+	if s.det, err = detectors.NewDetector(src.det); err != nil {
 		return err
 	}
-	if s.fc, err = detectors.NewForecaster("trend"); err != nil {
+	if s.fc, err = detectors.NewForecaster(src.fc); err != nil {
 		return err
 	}
 	src.series = append(src.series, s)
