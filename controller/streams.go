@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -84,6 +83,3 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, c StreamsConfig)
 	}
 	return nil
 }
-
-// errStopped is returned by components whose context ended normally.
-var errStopped = errors.New("stopped")
