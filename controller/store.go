@@ -25,6 +25,7 @@ type series struct {
 	lastAnomalyT       int64 // when the last anomaly event was emitted
 	anomalous          bool
 	preds              []prediction // one per forecast watch selecting it
+	gauge              bool         // has decreased (not a counter reset): see detectorInput
 	win                *sampleRing  // recent samples, only if a rule reads a window of it (store_window.go)
 }
 
@@ -110,13 +111,42 @@ func (st *store) observe(h *host, p *wire.PointView, f *wire.FieldView, x float6
 	if t < s.lastT { // out of order: keep latest, do not feed the models
 		return s, true
 	}
+	if in, ok := s.detectorInput(t, x); ok {
+		s.score = s.det.Observe(t, in)
+	}
 	s.last, s.lastT = x, t
-	s.score = s.det.Observe(t, x)
 	s.fc.Observe(t, x)
 	if s.win != nil {
 		s.win.add(t, x)
 	}
 	return s, true
+}
+
+// detectorInput is what the anomaly detector sees of sample x at t. A
+// cumulative counter (bytes sent, errors, reads) only ever grows, so its
+// level says nothing: as long as a series has never decreased — apart from
+// a drop to under a tenth of its value, a counter reset, which is skipped
+// — the detector gets its rate per second. The first real decrease marks
+// the series a gauge for good: the detector starts again on its values.
+// Forecasters and rule functions always see the values themselves.
+func (s *series) detectorInput(t int64, x float64) (float64, bool) {
+	if s.gauge {
+		return x, true
+	}
+	if s.lastT == 0 { // first sample: no rate yet
+		return 0, false
+	}
+	switch {
+	case x < s.last && x >= 0 && x < s.last/10: // counter reset
+		return 0, false
+	case x < s.last:
+		s.gauge = true
+		s.det.Reset()
+		return x, true
+	case t == s.lastT:
+		return 0, false
+	}
+	return (x - s.last) / (float64(t-s.lastT) / 1e9), true
 }
 
 func (st *store) newSeries(p *wire.PointView, f *wire.FieldView) *series {
