@@ -35,7 +35,9 @@ type Agent struct {
 	running     bool
 	connected   bool
 	metricsAddr string
-	models      *Models // model-drift collector (agent/model.go); nil unless cfg.Models is set
+	models      *Models     // model-drift collector (agent/model.go); nil unless cfg.Models is set
+	actions     HostActions // offered to the executor (agent/executor.go)
+	exec        *executor   // nil unless cfg.Executor is set
 
 	tickRunners []*runner  // tick loop's copy of runners
 	selfBatch   wire.Batch // tick loop only
@@ -112,6 +114,15 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 		a.addRunner(c, cfg.collectorTimeout(name))
 	}
 	if err := a.addModels(); err != nil {
+		return nil, err
+	}
+	if err := a.addReleases(); err != nil {
+		return nil, err
+	}
+	if err := a.addBackup(); err != nil {
+		return nil, err
+	}
+	if err := a.addExecutor(); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -202,7 +213,18 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.pub.run(sendCtx, draining)
 	}()
 
+	stopTraffic, err := a.startTraffic(ctx, a.pub.nc)
+	if err != nil {
+		stopSending()
+		<-sent
+		a.pub.close()
+		_, _ = a.pub.shutdown()
+		return err
+	}
+	defer stopTraffic()
+	stopExec := a.startExecutor(ctx)
 	a.loop(ctx)
+	stopExec()
 
 	close(draining)
 	grace := time.NewTimer(a.cfg.Publish.ShutdownGrace)

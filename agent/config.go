@@ -61,6 +61,20 @@ type Config struct {
 	Collectors map[string]CollectorConfig `yaml:"collectors"`
 	// Models turns on model-drift monitoring (see ModelsConfig); nil: off.
 	Models *ModelsConfig `yaml:"models"`
+	// Executor turns on the signed command server (see ExecutorConfig);
+	// nil: the agent runs no host action.
+	Executor *ExecutorConfig `yaml:"executor"`
+	// Traffic: traffic switches following the route table (see
+	// TrafficConfig in traffic.go); default none.
+	Traffic []TrafficConfig `yaml:"traffic"`
+	// Releases: release registries the agent watches (health, LKG) and
+	// may roll back (the "rollback" host action); see ReleaseConfig in
+	// action_rollback.go. Default none.
+	Releases []ReleaseConfig `yaml:"releases"`
+	// Backup: a backup repository and policies for the "backup" and
+	// "restore" host actions and the backup collector (see BackupConfig in
+	// action_backup.go); nil: off.
+	Backup *BackupConfig `yaml:"backup"`
 }
 
 // NATSConfig is how the agent connects to NATS. It reconnects forever.
@@ -191,6 +205,18 @@ func (c *Config) WithDefaults() error {
 		p.ShutdownGrace = 3 * time.Second
 	}
 	c.deliveryDefaults()
+	for i := range c.Traffic {
+		c.Traffic[i].withDefaults()
+	}
+	for i := range c.Releases {
+		c.Releases[i].withDefaults()
+	}
+	if c.Backup != nil {
+		c.Backup.withDefaults()
+	}
+	if c.Executor != nil {
+		c.Executor.withDefaults()
+	}
 	if c.Models != nil {
 		c.Models.withDefaults()
 	}
@@ -284,6 +310,18 @@ func (c *Config) Validate(doc *config.Doc) error {
 	c.validateCollectors(bad)
 	if c.Models != nil {
 		c.Models.validate(bad)
+	}
+	if c.Executor != nil {
+		c.Executor.validate(bad)
+	}
+	c.validateReleases(bad)
+	if c.Backup != nil {
+		c.Backup.validate(bad)
+	}
+	for i := range c.Traffic {
+		if err := c.Traffic[i].validate(); err != nil {
+			bad(fmt.Sprintf("traffic[%d]", i), "traffic[%d]: %v", i, err)
+		}
 	}
 	if len(errs) > 0 {
 		sort.SliceStable(errs, func(i, j int) bool {

@@ -74,6 +74,9 @@ func (a *Agent) WriteMetrics(w io.Writer) {
 	metric("vigil_agent_spool_errors_total", "counter", "Failed reads and writes of spool files.", float64(st.Spool.Errors))
 	metric("vigil_agent_nats_connected", "gauge", "1 while connected to NATS.", b2f(st.Connected))
 	writeCollectorMetrics(&b, st.Collectors)
+	if a.exec != nil {
+		writeExecutorMetrics(&b, a.exec.stats())
+	}
 	_, _ = io.WriteString(w, b.String())
 }
 
