@@ -19,6 +19,8 @@ import (
 //	GET  /api/v1/actions        recent actions with their state, newest first
 //	POST /api/v1/actions/approve {"key": K, "by": NAME}           run an action awaiting approval
 //	POST /api/v1/actions/deny    {"key": K, "by": NAME, "reason": R} drop it
+//	GET  /api/v1/routes         services' routes and member health
+//	POST /api/v1/failover        {"service": S, "to": M, "by": NAME} fail over now
 //	GET  /metrics               Prometheus text exposition of the counters
 func (c *Controller) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -71,6 +73,7 @@ func (c *Controller) Handler() http.Handler {
 	}
 	mux.HandleFunc("POST /api/v1/actions/approve", decide(true))
 	mux.HandleFunc("POST /api/v1/actions/deny", decide(false))
+	c.failoverRoutes(mux) // GET /api/v1/routes, POST /api/v1/failover (failover_action.go)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		c.writeMetrics(w)

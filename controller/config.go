@@ -43,6 +43,8 @@ type Config struct {
 	// API: HTTP listen address for /api/v1 and /metrics; default
 	// "127.0.0.1:9464", "" keeps the default, "off" disables it.
 	API APIConfig `yaml:"api"`
+	// Services the controller fails over (failover_config.go); default none.
+	Services []ServiceConfig `yaml:"services"`
 }
 
 // NATSConfig is how to reach NATS.
@@ -156,6 +158,12 @@ type ActionsConfig struct {
 	// ApprovalTimeout: an action of a rule in manual mode that nobody
 	// approves or denies within it is dropped (outcome expired). Default 1h.
 	ApprovalTimeout time.Duration `yaml:"approval_timeout"`
+	// Safety is the action ledger, retries, rate limits and the host
+	// command signing key (controller/ledger.go, action_host.go).
+	Safety `yaml:",inline"`
+
+	rt       *actionRuntime   // NATS connection and signing key, set by the dispatcher
+	failover *failoverManager // for the failover action kind (failover_action.go)
 }
 
 func (a ActionsConfig) approvalTimeout() time.Duration {
@@ -290,9 +298,11 @@ func (c *Config) validate(doc *config.Doc) error {
 	if c.Actions.MaxOutput == 0 {
 		c.Actions.MaxOutput = 64 << 10
 	}
+	errs = append(errs, c.Actions.Safety.validate(doc)...)
 	if c.API.Listen == "" {
 		c.API.Listen = "127.0.0.1:9464"
 	}
+	errs = append(errs, validateServices(doc, c.Services)...)
 	if len(errs) > 0 {
 		return errs
 	}

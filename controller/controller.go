@@ -37,6 +37,7 @@ type Controller struct {
 	pub     *publisher
 	disp    *dispatcher
 	history *History
+	fo      *failoverManager // services: health, failover, routes (failover.go)
 
 	reload    chan chan error
 	statusReq chan chan *Status
@@ -89,7 +90,11 @@ func New(cfg *Config, nc *nats.Conn, set *rules.Set, log *slog.Logger) (*Control
 		seqs:      map[string]*seqState{},
 	}
 	c.pub = newPublisher(js, log.With("component", "events"), 1<<16)
-	c.disp = newDispatcher(cfg.Actions, c.pub, log.With("component", "dispatcher"), c.now)
+	c.fo = newFailoverManager(cfg, js, c.pub, log.With("component", "failover"))
+	actCfg := cfg.Actions
+	actCfg.failover = c.fo
+	c.disp = newDispatcher(actCfg, c.pub, log.With("component", "dispatcher"), c.now)
+	c.fo.disp = c.disp
 	if cfg.History.URL != "" {
 		h, err := NewHistory(cfg.History, js, log.With("component", "history"))
 		if err != nil {
@@ -157,7 +162,7 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	var lower sync.WaitGroup // event producers: dispatcher and the owner
 	var upper sync.WaitGroup // publisher and history, stopped last
-	errs := make(chan error, 4)
+	errs := make(chan error, 8)
 	histCtx, stopHist := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHist()
 	pubDone := make(chan struct{})
@@ -169,6 +174,8 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	lower.Add(1)
 	go func() { defer lower.Done(); errs <- c.disp.Run(ctx) }()
+	lower.Add(1)
+	go func() { defer lower.Done(); errs <- c.fo.Run(ctx) }()
 
 	msgs := make(chan jetstream.Msg, 4096)
 	lower.Add(1)

@@ -33,10 +33,15 @@ type dispatcher struct {
 
 	records *actionLog
 
+	ledger   *ledger         // nil without JetStream or with actions.ledger: off (ledger.go)
+	limits   rateLimits      // Run's goroutine
+	stopping <-chan struct{} // closed when Run's ctx ends: no more retries
+
 	submitted, started, succeeded, failed, skipped, overflow atomic.Uint64
 }
 
 func newDispatcher(cfg ActionsConfig, pub *publisher, log *slog.Logger, now func() time.Time) *dispatcher {
+	cfg.rt = newActionRuntime(cfg, pub, log)
 	return &dispatcher{
 		cfg: cfg, pub: pub, log: log, now: now,
 		in:      make(chan rules.Intent, 1024),
@@ -68,6 +73,14 @@ func (d *dispatcher) Submit(in rules.Intent) bool {
 // Run dispatches until ctx ends, then waits for running actions (each is
 // bounded by its own timeout).
 func (d *dispatcher) Run(ctx context.Context) error {
+	d.stopping = ctx.Done()
+	if d.pub.js != nil && d.cfg.Ledger != "off" {
+		l, err := openLedger(ctx, d.pub.js, d.cfg.Safety, d.log)
+		if err != nil {
+			return err
+		}
+		d.ledger = l
+	}
 	defer d.wg.Wait()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -93,6 +106,16 @@ func (d *dispatcher) dispatch(ctx context.Context, in rules.Intent) {
 	}
 	d.seen[in.Key] = now
 	d.expire(now)
+	if d.ledger != nil {
+		state, fresh, err := d.ledger.claim(ctx, in, now)
+		if err != nil {
+			d.log.Warn("action ledger unavailable; de-duplicating in memory only", "key", in.Key, "err", err)
+		}
+		if !fresh {
+			d.skip(in, OutcomeDup, "intent key already "+state+" (action ledger)")
+			return
+		}
+	}
 	r := in.Rule
 	rk := r.Group + "/" + r.Name + "/" + in.Subject
 	if last, ok := d.lastRun[rk]; ok && now.Sub(last) < r.Cooldown {
@@ -105,6 +128,9 @@ func (d *dispatcher) dispatch(ctx context.Context, in rules.Intent) {
 		return
 	}
 	if r.Mode == "manual" {
+		if d.ledger != nil {
+			d.ledger.set(in, "awaiting_approval", 0, "", now)
+		}
 		d.await(in, now)
 		return
 	}
@@ -113,6 +139,10 @@ func (d *dispatcher) dispatch(ctx context.Context, in rules.Intent) {
 
 // launch builds the intent's action and runs it in its own goroutine.
 func (d *dispatcher) launch(ctx context.Context, in rules.Intent, now time.Time, approvedBy string) {
+	if why := d.limits.allow(d.cfg.Safety, in.Rule.Group+"/"+in.Rule.Name, now); why != "" {
+		d.skip(in, OutcomeRateLimited, why)
+		return
+	}
 	act, err := newAction(in.Rule.Action, d.cfg)
 	if err != nil {
 		d.skip(in, OutcomeRejected, err.Error())
@@ -143,6 +173,9 @@ func (d *dispatcher) skip(in rules.Intent, outcome, why string) {
 	ev.Outcome, ev.Error = outcome, why
 	d.pub.Publish(ev)
 	d.records.update(in, "skipped", outcome, why, ev.Time)
+	if d.ledger != nil && outcome != OutcomeDup {
+		d.ledger.set(in, "skipped", 0, outcome+": "+why, ev.Time)
+	}
 	d.log.Info("action skipped", "rule", in.Rule.Name, "host", in.Subject, "outcome", outcome, "reason", why)
 }
 
@@ -159,10 +192,20 @@ func (d *dispatcher) execute(ctx context.Context, act Action, in rules.Intent, a
 	}
 	d.pub.Publish(ev)
 	d.records.update(in, "running", "", "", start)
+	if d.ledger != nil {
+		d.ledger.set(in, "running", 1, "", start)
+	}
 	d.log.Info("action started", "rule", in.Rule.Name, "action", in.Rule.Action.Name, "host", in.Subject, "key", in.Key)
 
-	o, err := act.Execute(ctx, in)
+	o, attempts, err := d.attempt(ctx, act, in)
 	end := d.now()
+	if d.ledger != nil {
+		state, errText := "succeeded", ""
+		if err != nil {
+			state, errText = "failed", err.Error()
+		}
+		d.ledger.set(in, state, attempts, errText, end)
+	}
 	ev = d.event(in, "finished")
 	ev.Time = end
 	ev.Outcome, ev.ExitCode, ev.Output = o.Status, o.ExitCode, o.Output

@@ -59,6 +59,8 @@ func testProgram(args []string) int {
 		return 0
 	case "slow":
 		return progSlow(a)
+	case "serve", "spawn", "ready": // failover_test.go
+		return failoverProg(mode, a)
 	}
 	fmt.Fprintln(os.Stderr, "testProgram: unknown mode", args[0])
 	return 2

@@ -1,0 +1,220 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/vigil-sre/vigil/internal/config"
+	"github.com/vigil-sre/vigil/rules"
+)
+
+// Safety is the part of the actions config that keeps automation safe
+// across restarts and storms: the ledger, retries, rate limits and the
+// key host commands are signed with.
+type Safety struct {
+	// Ledger is the JetStream key-value bucket recording every intent
+	// key's state (pending, awaiting_approval, running, retrying,
+	// succeeded, failed, skipped) with its transitions' times. An intent
+	// key present in the ledger never runs again, also after a controller
+	// restart. Default "VIGIL_ACTIONS"; "off" disables it.
+	Ledger string `yaml:"ledger"`
+	// LedgerTTL: how long entries are kept. Default 168h (7 days); intent
+	// keys embed the firing's start, so an old key does not come back.
+	LedgerTTL time.Duration `yaml:"ledger_ttl"`
+	// Retries of a failed action (default 0; a rule's action may ask for
+	// more with params: {retries: N}, at most 10). Attempt n > 1 runs
+	// with the intent key "<key>#retry<n-1>", so idempotent receivers
+	// (agents) treat it as a new attempt.
+	Retries int `yaml:"retries"`
+	// RetryBackoff before the first retry, doubling after each, at most
+	// 10m. Default 10s.
+	RetryBackoff time.Duration `yaml:"retry_backoff"`
+	// MaxPerMinute: actions started in any minute, controller-wide; more
+	// are skipped with outcome rate_limited. 0: no limit.
+	MaxPerMinute int `yaml:"max_per_minute"`
+	// RuleMaxPerMinute: the same limit per rule (all subjects). 0: none.
+	RuleMaxPerMinute int `yaml:"rule_max_per_minute"`
+	// Signing: the key host commands are signed with (action_host.go).
+	Signing SigningConfig `yaml:"signing"`
+}
+
+// Outcome of an action skipped by the rate limit.
+const OutcomeRateLimited = "rate_limited"
+
+// DefaultLedgerBucket is the default of actions.ledger.
+const DefaultLedgerBucket = "VIGIL_ACTIONS"
+
+const maxRetries = 10
+
+// validate sets the defaults and checks the values.
+func (s *Safety) validate(doc *config.Doc) config.Errors {
+	var errs config.Errors
+	if s.Ledger == "" {
+		s.Ledger = DefaultLedgerBucket
+	}
+	if s.LedgerTTL == 0 {
+		s.LedgerTTL = 7 * 24 * time.Hour
+	}
+	if s.RetryBackoff == 0 {
+		s.RetryBackoff = 10 * time.Second
+	}
+	if s.Retries < 0 || s.Retries > maxRetries {
+		errs = append(errs, doc.Errorf("actions.retries", "retries %d is outside [0, %d]", s.Retries, maxRetries))
+	}
+	if s.RetryBackoff < 0 {
+		errs = append(errs, doc.Errorf("actions.retry_backoff", "retry_backoff must not be negative"))
+	}
+	if s.MaxPerMinute < 0 || s.RuleMaxPerMinute < 0 {
+		errs = append(errs, doc.Errorf("actions", "max_per_minute and rule_max_per_minute must not be negative"))
+	}
+	if s.LedgerTTL < 0 {
+		errs = append(errs, doc.Errorf("actions.ledger_ttl", "ledger_ttl must not be negative"))
+	}
+	return errs
+}
+
+func (s Safety) bucket() string {
+	if s.Ledger == "" {
+		return DefaultLedgerBucket
+	}
+	return s.Ledger
+}
+
+func (s Safety) retryBackoff(attempt int) time.Duration {
+	b := s.RetryBackoff
+	if b <= 0 {
+		b = 10 * time.Second
+	}
+	for range attempt - 1 {
+		if b >= 10*time.Minute {
+			break
+		}
+		b *= 2
+	}
+	return min(b, 10*time.Minute)
+}
+
+// LedgerEntry is one intent key's record in the ledger.
+type LedgerEntry struct {
+	Key      string       `json:"key"`
+	State    string       `json:"state"`
+	Rule     string       `json:"rule"`
+	Group    string       `json:"group"`
+	Subject  string       `json:"subject"`
+	Action   string       `json:"action,omitempty"`
+	Attempts int          `json:"attempts,omitempty"`
+	Error    string       `json:"error,omitempty"`
+	Updated  time.Time    `json:"updated"`
+	History  []LedgerStep `json:"history"`
+}
+
+// LedgerStep is one state change of an entry.
+type LedgerStep struct {
+	State string    `json:"state"`
+	At    time.Time `json:"at"`
+}
+
+// ledger is the action ledger in a JetStream KV bucket. Keys are the
+// SHA-256 of the intent key (intent keys hold characters KV keys may
+// not); the value holds the intent key itself.
+type ledger struct {
+	kv  jetstream.KeyValue
+	log *slog.Logger
+}
+
+func openLedger(ctx context.Context, js jetstream.JetStream, s Safety, log *slog.Logger) (*ledger, error) {
+	ttl := s.LedgerTTL
+	if ttl == 0 {
+		ttl = 7 * 24 * time.Hour
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: s.bucket(), Description: "vigil action ledger", TTL: ttl, History: 1, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("action ledger %s: %w", s.bucket(), err)
+	}
+	return &ledger{kv: kv, log: log}, nil
+}
+
+func ledgerKey(intentKey string) string {
+	h := sha256.Sum256([]byte(intentKey))
+	return "k_" + hex.EncodeToString(h[:])
+}
+
+// claim records in as pending unless its key is in the ledger already;
+// then it returns the recorded state and false. A ledger that cannot be
+// reached does not stop actions (the in-memory de-duplication still
+// holds): the error is returned with true.
+func (l *ledger) claim(ctx context.Context, in rules.Intent, now time.Time) (string, bool, error) {
+	e := newLedgerEntry(in, "pending", now)
+	b, _ := json.Marshal(e)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := l.kv.Create(ctx, ledgerKey(in.Key), b)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		old, gerr := l.get(ctx, in.Key)
+		if gerr != nil || old == nil {
+			return "recorded", false, nil
+		}
+		return old.State, false, nil
+	}
+	if err != nil {
+		return "", true, fmt.Errorf("action ledger: claim %s: %w", in.Key, err)
+	}
+	return "pending", true, nil
+}
+
+// set moves in's entry to state.
+func (l *ledger) set(in rules.Intent, state string, attempts int, errText string, now time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e, err := l.get(ctx, in.Key)
+	if err != nil || e == nil {
+		e = newLedgerEntry(in, state, now)
+	}
+	e.State, e.Updated, e.Error = state, now, errText
+	if attempts > 0 {
+		e.Attempts = attempts
+	}
+	e.History = append(e.History, LedgerStep{State: state, At: now})
+	b, _ := json.Marshal(e)
+	if _, err := l.kv.Put(ctx, ledgerKey(in.Key), b); err != nil {
+		l.log.Warn("action ledger: write failed", "key", in.Key, "state", state, "err", err)
+	}
+}
+
+// get returns the entry of intentKey, nil when there is none.
+func (l *ledger) get(ctx context.Context, intentKey string) (*LedgerEntry, error) {
+	kve, err := l.kv.Get(ctx, ledgerKey(intentKey))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var e LedgerEntry
+	if err := json.Unmarshal(kve.Value(), &e); err != nil {
+		return nil, fmt.Errorf("action ledger entry %s: %w", intentKey, err)
+	}
+	return &e, nil
+}
+
+func newLedgerEntry(in rules.Intent, state string, now time.Time) *LedgerEntry {
+	e := &LedgerEntry{Key: in.Key, State: state, Subject: in.Subject, Updated: now, History: []LedgerStep{{State: state, At: now}}}
+	if r := in.Rule; r != nil {
+		e.Rule, e.Group = r.Name, r.Group
+		if r.Action != nil {
+			e.Action = r.Action.Name
+		}
+	}
+	return e
+}
