@@ -20,7 +20,12 @@ Usage:
   vigil status [--api URL]             hosts and rule states of a running controller
   vigil actions [--api URL]            recent actions and their state
   vigil approve KEY | vigil deny KEY   decide on an action of a rule in manual mode
+  vigil failover SERVICE [--to MEMBER] fail a service over now (--list: routes)
   vigil bench nab|forecast ...         detector and forecast benchmarks
+  vigil rollback --root DIR [--to V] [--dry-run] NAME [-- RESTART...]  roll a release back
+  vigil releases --root DIR NAME       versions, current, last-known-good, health
+  vigil backup init|run|list|verify|forget|prune|copy ...   backups in a repository path
+  vigil restore --repo R --snapshot ID --target DIR [--path P]...  restore all or part of a snapshot
   vigil version
 
 Run "vigil <command> -h" for a command's flags.
@@ -46,12 +51,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdStatus(args[1:], stdout, stderr)
 	case "actions":
 		return cmdActions(args[1:], stdout, stderr)
+	case "failover":
+		return cmdFailover(args[1:], stdout, stderr)
 	case "approve":
 		return cmdDecide(true, args[1:], stdout, stderr)
 	case "deny":
 		return cmdDecide(false, args[1:], stdout, stderr)
 	case "bench":
 		return cmdBench(args[1:], stdout, stderr)
+	case "rollback":
+		return cmdRollback(args[1:], stdout, stderr)
+	case "releases":
+		return cmdReleases(args[1:], stdout, stderr)
+	case "backup":
+		return cmdBackup(args[1:], stdout, stderr)
+	case "restore":
+		return cmdRestore(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "vigil", version.String())
 		return 0
