@@ -191,6 +191,9 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (*dem
 	sub.SetPendingLimits(-1, -1)
 
 	disk := &simDisk{dir: dataDir, capacity: 32 << 20, start: 0.4, fillTime: o.fillTime, tick: 250 * time.Millisecond}
+	if err := disk.prepare(); err != nil {
+		return nil, fmt.Errorf("simulated disk: %w", err)
+	}
 	agents, err := demoAgents(srv.URL(), disk, log)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,6 +46,10 @@ func TestDemoPredictsAndActsBeforeDiskFull(t *testing.T) {
 	}
 	if *p.LeadSeconds < 3 {
 		t.Errorf("lead time %.1fs, want ≥ 3 s on a 12 s fill", *p.LeadSeconds)
+	}
+	// The first prediction names the crossing time, not just "soon".
+	if p.ErrorSeconds == nil || math.Abs(*p.ErrorSeconds) > 4.2 {
+		t.Errorf("first predicted crossing off by %v s, want within 35 %% of the 12 s fill", p.ErrorSeconds)
 	}
 	var ok bool
 	for _, a := range sum.Actions {

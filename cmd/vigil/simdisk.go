@@ -64,14 +64,17 @@ func (d *simDisk) Collect(_ context.Context, _ time.Time, emit agent.Emit) error
 	return nil
 }
 
+// prepare writes the data that is on the disk from the start, so that the
+// first sample already reads the starting level.
+func (d *simDisk) prepare() error {
+	return writeFile(filepath.Join(d.dir, "base.bin"), int64(float64(d.capacity)*d.start))
+}
+
 // fill writes files so that usage grows linearly from start to 100 % in
 // fillTime; the last write fills the disk exactly. It returns when the
 // disk is full or ctx ends.
 func (d *simDisk) fill(ctx context.Context) error {
 	base := int64(float64(d.capacity) * d.start)
-	if err := writeFile(filepath.Join(d.dir, "base.bin"), base); err != nil {
-		return err
-	}
 	perTick := int64(float64(d.capacity-base) * float64(d.tick) / float64(d.fillTime))
 	t := time.NewTicker(d.tick)
 	defer t.Stop()
