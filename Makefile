@@ -35,6 +35,7 @@ demo:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./detectors/... ./rules/... ./internal/wire/... ./agent/...
+	$(GO) test -run '^$$' -bench 'IngestSamples|EvalRound' -benchmem ./controller/
 	$(GO) run ./cmd/vigil bench forecast
 
 clean:
