@@ -227,8 +227,9 @@ func (a backupAction) Run(ctx context.Context, cmd *wire.Command, progress func(
 	}
 	res := map[string]string{
 		"snapshot": snap.ID, "kind": string(snap.Kind), "parent": snap.Parent,
-		"files":      strconv.Itoa(snap.Stats.FilesNew + snap.Stats.FilesChanged + snap.Stats.FilesUnchanged),
-		"size_bytes": strconv.FormatInt(snap.Size, 10), "bytes_read": strconv.FormatInt(snap.Stats.BytesRead, 10),
+		"snapshot_time": snap.Time.UTC().Format(time.RFC3339Nano),
+		"files":         strconv.Itoa(snap.Stats.FilesNew + snap.Stats.FilesChanged + snap.Stats.FilesUnchanged),
+		"size_bytes":    strconv.FormatInt(snap.Size, 10), "bytes_read": strconv.FormatInt(snap.Stats.BytesRead, 10),
 		"bytes_added": strconv.FormatInt(snap.Stats.BytesAdded, 10), "duration_seconds": fmt.Sprintf("%.3f", snap.Duration),
 		"mb_per_s": fmt.Sprintf("%.1f", float64(snap.Stats.BytesRead)/1e6/max(snap.Duration, 1e-6)),
 	}
@@ -327,10 +328,14 @@ func (a restoreAction) Run(ctx context.Context, cmd *wire.Command, progress func
 	if err != nil {
 		return nil, err
 	}
-	return map[string]string{
+	out := map[string]string{
 		"snapshot": res.Snapshot, "files": strconv.Itoa(res.Files), "bytes": strconv.FormatInt(res.Bytes, 10),
 		"duration_seconds": fmt.Sprintf("%.3f", res.Duration.Seconds()), "mb_per_s": fmt.Sprintf("%.1f", res.MBps()),
-	}, nil
+	}
+	if snap, err := repo.Snapshot(res.Snapshot); err == nil {
+		out["snapshot_time"] = snap.Time.UTC().Format(time.RFC3339Nano)
+	}
+	return out, nil
 }
 
 // checkTarget accepts an absolute target under one of the restore roots.

@@ -83,6 +83,9 @@ func TestBackupActionsAndCollector(t *testing.T) {
 		t.Fatalf("first backup: %v", res)
 	}
 	first := res["snapshot"]
+	if st, err := time.Parse(time.RFC3339Nano, res["snapshot_time"]); err != nil || time.Since(st) > time.Minute {
+		t.Fatalf("snapshot_time %q (the controller measures RPO from it): %v", res["snapshot_time"], err)
+	}
 	again, err := runBackupAction(t, bk, "cmd-1", map[string]string{"policy": "fraud", "kind": "full"})
 	if err != nil || again["snapshot"] != first {
 		t.Fatalf("repeated command id: %v %v (want snapshot %s)", again, err, first)

@@ -19,11 +19,14 @@ const (
 	OutcomeRejected = "rejected"
 )
 
-// Outcome is what an action did.
+// Outcome is what an action did. Values are measurements of the action
+// recorded with its finished event (v_<name> in InfluxDB), e.g.
+// rpo_seconds.
 type Outcome struct {
 	Status   string
 	ExitCode int
 	Output   string
+	Values   map[string]float64
 }
 
 // Action carries out an intent. Execute must be idempotent for one intent

@@ -134,6 +134,7 @@ func (a *hostAction) Execute(ctx context.Context, in rules.Intent) (Outcome, err
 		o.Status = OutcomeFailure
 		return o, err
 	case r.State == wire.ReplyDone:
+		o.Values = rpoOf(in, r.Result)
 		return o, nil
 	case r.State == wire.ReplyRejected:
 		o.Status = OutcomeRejected
@@ -217,3 +218,25 @@ func init() {
 }
 
 var _ Action = (*hostAction)(nil)
+
+// rpoOf measures the recovery point of a backup or restore from the
+// snapshot time the agent reports: a backup made because a failure was
+// predicted protects the data up to its snapshot, so the data at risk is
+// what changes between the snapshot and the predicted failure (or now, if
+// no failure was predicted); a restore loses what changed between its
+// snapshot and the firing that asked for it.
+func rpoOf(in rules.Intent, result map[string]string) map[string]float64 {
+	st, err := time.Parse(time.RFC3339Nano, result["snapshot_time"])
+	if err != nil {
+		return nil
+	}
+	ref := in.At
+	if !in.PredictedFailure.IsZero() && in.PredictedFailure.After(st) {
+		ref = in.PredictedFailure
+	}
+	rpo := ref.Sub(st).Seconds()
+	if rpo < 0 {
+		rpo = 0
+	}
+	return map[string]float64{"rpo_seconds": rpo}
+}

@@ -209,6 +209,12 @@ func (d *dispatcher) execute(ctx context.Context, act Action, in rules.Intent, a
 	ev = d.event(in, "finished")
 	ev.Time = end
 	ev.Outcome, ev.ExitCode, ev.Output = o.Status, o.ExitCode, o.Output
+	for k, v := range o.Values { // measurements of the action: rpo_seconds, rto_seconds
+		if ev.Values == nil {
+			ev.Values = map[string]float64{}
+		}
+		ev.Values[k] = v
+	}
 	ev.DurationSeconds = end.Sub(start).Seconds()
 	if !in.PredictedFailure.IsZero() {
 		ev.LeadSeconds = in.PredictedFailure.Sub(end).Seconds()
