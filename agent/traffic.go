@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -63,11 +64,25 @@ func (c *TrafficConfig) validate() error {
 	return nil
 }
 
-// trafficTarget is the member requests go to.
+// trafficTarget is the member requests go to. While the route drains
+// the service (route.Entry.Weights), altWeight percent of requests go to
+// the draining target alt instead.
 type trafficTarget struct {
 	member string
 	url    *url.URL
 	epoch  uint64
+
+	alt       string
+	altURL    *url.URL
+	altWeight int // 0..100
+}
+
+// pick returns the URL of the member one request goes to.
+func (t *trafficTarget) pick() *url.URL {
+	if t.altURL != nil && (t.altWeight >= 100 || t.altWeight > 0 && rand.IntN(100) < t.altWeight) {
+		return t.altURL
+	}
+	return t.url
 }
 
 // trafficSwitch is one traffic switch. The current target is swapped
@@ -135,14 +150,33 @@ func (s *trafficSwitch) apply(e route.Entry) {
 			return
 		}
 		next = &trafficTarget{member: e.Active, url: u, epoch: e.Epoch}
+		s.addDrain(next, e)
 	}
 	prev := s.cur.Swap(next)
-	if next != nil && (prev == nil || prev.member != next.member) {
+	if next != nil && (prev == nil || prev.member != next.member || prev.altWeight != next.altWeight) {
 		s.switches.Add(1)
-		s.log.Info("traffic switched", "service", e.Service, "member", next.member, "endpoint", e.Endpoint, "epoch", e.Epoch)
+		s.log.Info("traffic switched", "service", e.Service, "member", next.member, "endpoint", e.Endpoint, "epoch", e.Epoch, "drain_to", next.alt, "drain_weight", next.altWeight)
 	}
 	close(s.changed)
 	s.changed = make(chan struct{})
+}
+
+// addDrain adds the draining target of e (the one weighted member besides
+// Active) to t; a fenced or malformed one is ignored (Active keeps it all).
+func (s *trafficSwitch) addDrain(t *trafficTarget, e route.Entry) {
+	for m, w := range e.Weights {
+		if m == e.Active || w == 0 {
+			continue
+		}
+		u, err := url.Parse(e.WeightEndpoints[m])
+		if fe, ok := s.fenced[m]; (ok && fe >= e.Epoch) || err != nil || u.Host == "" {
+			s.stale.Add(1)
+			s.log.Warn("traffic: draining target refused", "service", e.Service, "member", m, "epoch", e.Epoch)
+			return
+		}
+		t.alt, t.altURL, t.altWeight = m, u, w
+		return
+	}
 }
 
 // waitChange waits until the target differs from prev and is not nil,
@@ -193,7 +227,8 @@ func (s *trafficSwitch) roundTrip(req *http.Request) (*http.Response, error) {
 			return nil, errNoRoute
 		}
 	}
-	resp, err := s.base.RoundTrip(s.outbound(req, t))
+	first := t.pick()
+	resp, err := s.base.RoundTrip(s.outbound(req, first))
 	if err == nil || req.Context().Err() != nil {
 		return resp, err
 	}
@@ -201,11 +236,20 @@ func (s *trafficSwitch) roundTrip(req *http.Request) (*http.Response, error) {
 	if !canRetry {
 		return nil, err
 	}
-	next := s.waitChange(req.Context(), t)
-	if next == nil {
-		return nil, err
+	var to *url.URL
+	switch {
+	case t.altURL != nil && first == t.url: // draining: the other member
+		to = t.altURL
+	case t.altURL != nil:
+		to = t.url
+	default:
+		next := s.waitChange(req.Context(), t)
+		if next == nil {
+			return nil, err
+		}
+		to = next.pick()
 	}
-	out := s.outbound(req, next)
+	out := s.outbound(req, to)
 	if req.GetBody != nil {
 		if out.Body, err = req.GetBody(); err != nil {
 			return nil, err
@@ -217,14 +261,14 @@ func (s *trafficSwitch) roundTrip(req *http.Request) (*http.Response, error) {
 
 var errNoRoute = errors.New("no active member for the service")
 
-func (s *trafficSwitch) outbound(req *http.Request, t *trafficTarget) *http.Request {
+func (s *trafficSwitch) outbound(req *http.Request, u *url.URL) *http.Request {
 	out := req.Clone(req.Context())
-	out.URL.Scheme, out.URL.Host = t.url.Scheme, t.url.Host
-	if p := t.url.Path; p != "" && p != "/" {
+	out.URL.Scheme, out.URL.Host = u.Scheme, u.Host
+	if p := u.Path; p != "" && p != "/" {
 		out.URL.Path = p + out.URL.Path
 		out.URL.RawPath = ""
 	}
-	out.Host = t.url.Host
+	out.Host = u.Host
 	return out
 }
 

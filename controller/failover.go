@@ -75,6 +75,9 @@ type FailoverResult struct {
 	Verified   bool      `json:"verified"`
 	Resumed    bool      `json:"resumed,omitempty"`
 	Note       string    `json:"note,omitempty"`
+	// RouteHookError: hooks.route failed after the switch (the switch
+	// stands).
+	RouteHookError string `json:"route_hook_error,omitempty"`
 }
 
 // Run creates the route bucket and the services' routes, then probes
@@ -237,6 +240,12 @@ func (m *failoverManager) Failover(ctx context.Context, service, to, by, reason 
 		return nil, ErrFailoverBusy
 	}
 	defer l.Unlock()
+	return m.failover(ctx, s, to, by, reason, detected)
+}
+
+// failover is Failover with the service's lock held.
+func (m *failoverManager) failover(ctx context.Context, s *ServiceConfig, to, by, reason string, detected time.Time) (*FailoverResult, error) {
+	service := s.Name
 	kv, err := m.waitKV(ctx)
 	if err != nil {
 		return nil, err
@@ -304,6 +313,7 @@ func (m *failoverManager) complete(ctx context.Context, s *ServiceConfig, f rout
 	res.RTOSeconds = sw.Updated.Sub(f.Detected).Seconds()
 	stage(s.Name, "switched")
 	m.log.Info("failover: route switched", "service", s.Name, "from", f.Fenced, "to", target.Name, "epoch", f.Epoch, "rto", sw.Updated.Sub(f.Detected))
+	res.RouteHookError = m.routeHook(ctx, s, sw, f.Fenced)
 	var errs []error
 	if old := s.member(f.Fenced); old != nil && s.Hooks.Fence != nil {
 		if err := m.runHook(ctx, s, s.Hooks.Fence, old, f.Epoch); err != nil {
@@ -371,6 +381,9 @@ func (m *failoverManager) record(s *ServiceConfig, r *FailoverResult, err error)
 	}
 	if r.Resumed {
 		ev.Labels["resumed"] = "true"
+	}
+	if r.RouteHookError != "" {
+		ev.Labels["route_hook_error"] = r.RouteHookError
 	}
 	if err != nil {
 		ev.Outcome, ev.Error = OutcomeFailure, err.Error()

@@ -108,6 +108,7 @@ func (m *failoverManager) Routes(ctx context.Context) ([]RouteStatus, error) {
 //	                       fail S over now (an operator's command needs no
 //	                       further approval); answers the FailoverResult
 func (c *Controller) failoverRoutes(mux *http.ServeMux) {
+	c.drainRoutes(mux) // POST /api/v1/drain (failover_drain.go)
 	mux.HandleFunc("GET /api/v1/routes", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()

@@ -29,6 +29,10 @@ type ServiceConfig struct {
 	// Hooks: programs the controller runs to ready, start and fence
 	// members (until host commands to agents replace them).
 	Hooks HooksConfig `yaml:"hooks"`
+	// Start, with via: agent, readies warm and starts cold standbys through
+	// their host's agent instead of hooks.ready / hooks.start (see
+	// AgentStartConfig).
+	Start *AgentStartConfig `yaml:"start"`
 	// ReadyTimeout: how long a warm or cold standby may take to answer its
 	// health check after it was readied or started. Default 60s.
 	ReadyTimeout time.Duration `yaml:"ready_timeout"`
@@ -75,7 +79,33 @@ type HooksConfig struct {
 	Ready *HookConfig `yaml:"ready"`
 	Start *HookConfig `yaml:"start"`
 	Fence *HookConfig `yaml:"fence"`
+	// Route runs after every route switch and drain step, for DNS or a
+	// load balancer. It gets VIGIL_SERVICE, VIGIL_MEMBER (now active),
+	// VIGIL_ENDPOINT, VIGIL_EPOCH, VIGIL_PREVIOUS (the member before) and,
+	// while draining, VIGIL_WEIGHTS ("a=75,b=25"). A failure is recorded in
+	// the failover event (label route_hook_error) and never blocks the
+	// switch.
+	Route *HookConfig `yaml:"route"`
 }
+
+// AgentStartConfig: `start: {via: agent, action: NAME, timeout: 60s}`.
+// The controller sends a signed host command (actions.signing) to the
+// agent of the standby's host: action NAME with params member and
+// endpoint (the host action must declare both), Service = the service and
+// Epoch = the failover's new fencing epoch, ID
+// failover/<service>/epoch-<E>/start/<member>. done means the member was
+// asked to get ready; the controller then waits for its health check.
+type AgentStartConfig struct {
+	// Via: agent. Required.
+	Via string `yaml:"via"`
+	// Action: the agent's host action name. Required.
+	Action string `yaml:"action"`
+	// Timeout: the command's lifetime, at most the agents'
+	// executor.nonce_window. Default 60s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+func (s *ServiceConfig) viaAgent() bool { return s.Start != nil && s.Start.Via == "agent" }
 
 // HookConfig is one program.
 type HookConfig struct {
@@ -154,7 +184,15 @@ func validateServices(doc *config.Doc, svcs []ServiceConfig) config.Errors {
 		if h.Interval < 10*time.Millisecond || h.Timeout <= 0 || h.Failures < 1 {
 			bad(p+".health", "health: interval at least 10ms, timeout positive, failures at least 1")
 		}
-		for _, hk := range []*HookConfig{s.Hooks.Ready, s.Hooks.Start, s.Hooks.Fence} {
+		if st := s.Start; st != nil {
+			if st.Via != "agent" || st.Action == "" {
+				bad(p+".start", "start: want {via: agent, action: <host action name>}")
+			}
+			if st.Timeout == 0 {
+				st.Timeout = time.Minute
+			}
+		}
+		for _, hk := range []*HookConfig{s.Hooks.Ready, s.Hooks.Start, s.Hooks.Fence, s.Hooks.Route} {
 			if hk == nil {
 				continue
 			}
@@ -198,12 +236,12 @@ func validateMembers(s *ServiceConfig, p string, bad func(path, format string, a
 		switch m.Standby {
 		case StandbyHot:
 		case StandbyWarm:
-			if s.Hooks.Ready == nil {
-				bad(mp+".standby", "a warm standby needs hooks.ready")
+			if s.Hooks.Ready == nil && !s.viaAgent() {
+				bad(mp+".standby", "a warm standby needs hooks.ready or start: {via: agent}")
 			}
 		case StandbyCold:
-			if s.Hooks.Start == nil {
-				bad(mp+".standby", "a cold standby needs hooks.start")
+			if s.Hooks.Start == nil && !s.viaAgent() {
+				bad(mp+".standby", "a cold standby needs hooks.start or start: {via: agent}")
 			}
 		default:
 			bad(mp+".standby", "standby %q: use hot, warm or cold", m.Standby)

@@ -93,11 +93,21 @@ func (m *failoverManager) ready(ctx context.Context, s *ServiceConfig, target *M
 	}
 	switch target.Standby {
 	case StandbyWarm:
-		if err := m.runHook(ctx, s, s.Hooks.Ready, target, epoch); err != nil {
+		if s.viaAgent() {
+			if err := m.agentStart(ctx, s, target, epoch); err != nil {
+				return err
+			}
+		} else if err := m.runHook(ctx, s, s.Hooks.Ready, target, epoch); err != nil {
 			return fmt.Errorf("ready hook: %w", err)
 		}
 	case StandbyCold:
-		if !m.probe(ctx, s, target) {
+		switch {
+		case m.probe(ctx, s, target): // already running
+		case s.viaAgent():
+			if err := m.agentStart(ctx, s, target, epoch); err != nil {
+				return err
+			}
+		default:
 			if err := m.runHook(ctx, s, s.Hooks.Start, target, epoch); err != nil {
 				return fmt.Errorf("start hook: %w", err)
 			}
@@ -145,15 +155,20 @@ func (m *failoverManager) runHook(ctx context.Context, s *ServiceConfig, hk *Hoo
 	if hk == nil {
 		return errors.New("no hook configured")
 	}
+	return m.runProgram(ctx, hk, "VIGIL_SERVICE="+s.Name, "VIGIL_MEMBER="+mc.Name, "VIGIL_MEMBER_HOST="+mc.Host,
+		"VIGIL_ENDPOINT="+mc.Endpoint, "VIGIL_EPOCH="+strconv.FormatUint(epoch, 10))
+}
+
+// runProgram runs hk with actions.pass_env and env, killing its process
+// group on timeout.
+func (m *failoverManager) runProgram(ctx context.Context, hk *HookConfig, env ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, hk.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, hk.Program, hk.Args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second
-	cmd.Env = append(inherited(m.actions.passEnv()),
-		"VIGIL_SERVICE="+s.Name, "VIGIL_MEMBER="+mc.Name, "VIGIL_MEMBER_HOST="+mc.Host,
-		"VIGIL_ENDPOINT="+mc.Endpoint, "VIGIL_EPOCH="+strconv.FormatUint(epoch, 10))
+	cmd.Env = append(inherited(m.actions.passEnv()), env...)
 	out := &limitedBuffer{max: 4096}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Run(); err != nil {

@@ -18,6 +18,8 @@ import (
 //	exit <code> <stdout> <stderr>     write both texts, exit with code
 //	out <n>                           write n bytes of 'x' to stdout
 //	env                               print the sorted VIGIL_* environment
+//	envlog <file>                     append the sorted VIGIL_* environment
+//	                                  as one line to file
 //	log <file>                        append "<key> <host> <rule>" to file
 //	tree <pidfile>                    start a child (mode sleep), write
 //	                                  "<own pid> <child pid>" to pidfile, sleep
@@ -50,6 +52,15 @@ func testProgram(args []string) int {
 		sort.Strings(vs)
 		fmt.Println(strings.Join(vs, "\n"))
 		return 0
+	case "envlog": // failover_drain_test.go: append the sorted VIGIL_* environment as one line
+		var vs []string
+		for _, kv := range os.Environ() {
+			if strings.HasPrefix(kv, "VIGIL_") && !strings.HasPrefix(kv, "VIGIL_TEST_") {
+				vs = append(vs, kv)
+			}
+		}
+		sort.Strings(vs)
+		return appendLine(a[0], strings.Join(vs, " "))
 	case "log":
 		return appendLine(a[0], fmt.Sprintf("%s %s %s", os.Getenv("VIGIL_KEY"), os.Getenv("VIGIL_HOST"), os.Getenv("VIGIL_RULE")))
 	case "tree":

@@ -79,8 +79,14 @@ type Entry struct {
 	// (RTO is measured from it, across controller restarts).
 	Detected time.Time `json:"detected,omitzero"`
 	Reason   string    `json:"reason,omitempty"`
-	Updated  time.Time `json:"updated"`
-	By       string    `json:"by,omitempty"`
+	// Weights, on an active entry being drained (SetWeights), split its
+	// traffic: member -> weight 0..100, summing to 100, between Active and
+	// the members in WeightEndpoints. Absent: Active takes everything.
+	Weights map[string]int `json:"weights,omitempty"`
+	// WeightEndpoints: endpoints of the weighted members other than Active.
+	WeightEndpoints map[string]string `json:"weight_endpoints,omitempty"`
+	Updated         time.Time         `json:"updated"`
+	By              string            `json:"by,omitempty"`
 	// Revision is the KV revision the entry was read at (not stored).
 	Revision uint64 `json:"-"`
 }
@@ -130,6 +136,9 @@ func Decode(data []byte, rev uint64) (Entry, error) {
 		return e, fmt.Errorf("route entry %s (revision %d): fenced with active member %q", e.Service, rev, e.Active)
 	case e.State != StateActive && e.State != StateFenced:
 		return e, fmt.Errorf("route entry %s (revision %d): unknown state %q", e.Service, rev, e.State)
+	}
+	if err := checkWeights(e); err != nil {
+		return e, fmt.Errorf("route entry %s (revision %d): %w", e.Service, rev, err)
 	}
 	return e, nil
 }
