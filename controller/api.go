@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/vigil-sre/vigil/rules"
 )
 
 // Handler serves the controller's HTTP API:
@@ -152,6 +154,7 @@ func (c *Controller) writeMetrics(w io.Writer) {
 			fmt.Fprintf(w, "%s{host=%q} %d\n", fam.name, h, counts[j][i])
 		}
 	}
+	c.writeRuleMetrics(w)
 	if c.history == nil {
 		return
 	}
@@ -175,6 +178,34 @@ func (c *Controller) writeMetrics(w io.Writer) {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", x.name, x.help, x.name, x.typ)
 		for _, st := range streams {
 			fmt.Fprintf(w, "%s{stream=%q} %d\n", x.name, st.name, x.v(st.s))
+		}
+	}
+}
+
+// writeRuleMetrics exports the rule engine's counters per rule.
+func (c *Controller) writeRuleMetrics(w io.Writer) {
+	st := c.ruleStats.Load()
+	if st == nil || len(st.Rules) == 0 {
+		return
+	}
+	per := []struct {
+		name, help string
+		v          func(r *rules.RuleStats) float64
+	}{
+		{"vigil_rule_evaluations_total", "Evaluations of a rule (one per subject per round).", func(r *rules.RuleStats) float64 { return float64(r.Evaluations) }},
+		{"vigil_rule_errors_total", "Evaluations that failed with a runtime error.", func(r *rules.RuleStats) float64 { return float64(r.Errors) }},
+		{"vigil_rule_nodata_total", "Evaluations that found no data.", func(r *rules.RuleStats) float64 { return float64(r.NoData) }},
+		{"vigil_rule_transitions_total", "State changes of a rule on its subjects.", func(r *rules.RuleStats) float64 { return float64(r.Transitions) }},
+		{"vigil_rule_intents_total", "Action intents a rule made.", func(r *rules.RuleStats) float64 { return float64(r.Intents) }},
+		{"vigil_rule_suppressed_total", "Intents not made because the rule was flapping.", func(r *rules.RuleStats) float64 { return float64(r.Suppressed) }},
+		{"vigil_rule_template_errors_total", "Label or annotation renderings that failed.", func(r *rules.RuleStats) float64 { return float64(r.TemplateErrors) }},
+		{"vigil_rule_evaluation_time_seconds_total", "Time spent evaluating a rule.", func(r *rules.RuleStats) float64 { return r.EvalTime.Seconds() }},
+	}
+	for _, m := range per {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", m.name, m.help, m.name)
+		for i := range st.Rules {
+			r := &st.Rules[i]
+			fmt.Fprintf(w, "%s{group=%q,rule=%q} %g\n", m.name, r.Group, r.Rule, m.v(r))
 		}
 	}
 }

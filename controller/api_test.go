@@ -30,6 +30,15 @@ func TestAPIHealthAndStatus(t *testing.T) {
 	seen := time.Unix(1_700_000_000, 0).UTC()
 	env.publish(t, "web-1", "r", 1, "cpu,host=web-1 usage=97 1700000000000000000\nmem,host=web-1 used_percent=50 1699999999000000000\n")
 	eventually(t, "cpu_high firing on web-1", func() bool { return rc.status(t).ruleState("cpu_high", "web-1") == "firing" })
+	// Per-rule counters reach /metrics (refreshed once a second).
+	eventually(t, "per-rule metrics", func() bool {
+		body := rc.get(t, "/metrics").Body.String()
+		return strings.Contains(body, `vigil_rule_transitions_total{group="g",rule="cpu_high"} `) &&
+			!strings.Contains(body, `vigil_rule_evaluations_total{group="g",rule="cpu_high"} 0`+"\n")
+	})
+	if _, problems := exposition(rc.get(t, "/metrics").Body.String()); len(problems) > 0 {
+		t.Errorf("/metrics with per-rule counters is not valid exposition: %v", problems)
+	}
 
 	rec = rc.get(t, "/api/v1/status")
 	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {

@@ -41,6 +41,8 @@ type Controller struct {
 
 	reload    chan chan error
 	statusReq chan chan *Status
+	ruleStats atomic.Pointer[rules.Stats] // per-rule counters for /metrics, refreshed each second
+	statsAt   time.Time
 	stats     Stats
 
 	// per-message context for the decode callback (owner goroutine only)

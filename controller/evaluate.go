@@ -16,6 +16,11 @@ func (c *Controller) evaluate(now time.Time) {
 	c.engine.Eval(now, c.store, c.onTransition, c.onIntent)
 	c.stats.Evaluations.Add(1)
 	c.stats.EvalNanoseconds.Add(uint64(time.Since(start)))
+	if now.Sub(c.statsAt) >= time.Second { // a copy for /metrics, which runs elsewhere
+		st := c.engine.Stats()
+		c.ruleStats.Store(&st)
+		c.statsAt = now
+	}
 }
 
 func (c *Controller) onTransition(t rules.Transition) {
