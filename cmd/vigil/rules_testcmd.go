@@ -25,7 +25,7 @@ func cmdRulesTest(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vigil rules test: no *_test.yaml files in %v\n", args)
 		return 1
 	}
-	code, tests, failed := 0, 0, 0
+	code, tests, failed, failedTests := 0, 0, 0, 0
 	for _, f := range files {
 		res, err := ruletest.RunFile(f)
 		if err != nil {
@@ -36,6 +36,7 @@ func cmdRulesTest(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		tests += res.Tests
+		failedTests += res.FailedTests
 		for _, msg := range res.Failures {
 			fmt.Fprintln(stderr, "FAIL", msg)
 		}
@@ -46,10 +47,11 @@ func cmdRulesTest(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "ok   %s (%d tests)\n", f, res.Tests)
 	}
+	// The last line has the plain "N passed, N failed" form CI systems read.
 	if code == 0 {
-		fmt.Fprintf(stdout, "PASS: %d tests in %d files\n", tests, len(files))
+		fmt.Fprintf(stdout, "%d tests in %d files\nPASS: %d passed, 0 failed\n", tests, len(files), tests)
 	} else {
-		fmt.Fprintf(stderr, "FAIL: %d failed checks, %d tests in %d files\n", failed, tests, len(files))
+		fmt.Fprintf(stderr, "%d failed checks in %d files\nFAIL: %d passed, %d failed\n", failed, len(files), tests-failedTests, failedTests)
 	}
 	return code
 }

@@ -11,7 +11,7 @@ import (
 func TestRulesTestLibrary(t *testing.T) {
 	lib := filepath.Join("..", "..", "rules", "library")
 	var out, errb bytes.Buffer
-	if code := run([]string{"rules", "test", lib}, &out, &errb); code != 0 || !strings.Contains(out.String(), "PASS:") {
+	if code := run([]string{"rules", "test", lib}, &out, &errb); code != 0 || !strings.HasSuffix(out.String(), " passed, 0 failed\n") {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
 	out.Reset()
@@ -27,7 +27,8 @@ func TestRulesTestFailures(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := run([]string{"rules", "test", filepath.Join(td, "wrong_test.yaml")}, &out, &errb)
 	if code != 1 || strings.Count(errb.String(), "FAIL ") != 3 || !strings.Contains(errb.String(), "expected:") ||
-		!strings.Contains(errb.String(), "got:") || !strings.Contains(errb.String(), "wrong_test.yaml:11:9:") {
+		!strings.Contains(errb.String(), "got:") || !strings.Contains(errb.String(), "wrong_test.yaml:11:9:") ||
+		!strings.HasSuffix(errb.String(), "\nFAIL: 0 passed, 1 failed\n") {
 		t.Errorf("exit %d\n%s", code, errb.String())
 	}
 	errb.Reset()

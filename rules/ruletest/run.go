@@ -18,9 +18,10 @@ var Epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Result is the outcome of one test file.
 type Result struct {
-	File     string
-	Tests    int
-	Failures []string // one per failed check, "file:line:col: test "name": ..."
+	File        string
+	Tests       int
+	FailedTests int      // tests with at least one failed check
+	Failures    []string // one per failed check, "file:line:col: test "name": ..."
 }
 
 // Expand turns paths into test files: a directory gives its *_test.yaml
@@ -84,7 +85,11 @@ func RunFile(path string) (*Result, error) {
 			return nil, err
 		}
 		res.Tests++
-		res.Failures = append(res.Failures, r.run()...)
+		fails := r.run()
+		if len(fails) > 0 {
+			res.FailedTests++
+		}
+		res.Failures = append(res.Failures, fails...)
 	}
 	return res, nil
 }
