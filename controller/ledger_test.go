@@ -178,3 +178,42 @@ func TestSafetyConfig(t *testing.T) {
 		t.Fatalf("negative retries: %v", err)
 	}
 }
+
+// A denied or expired approval leaves the key settled as skipped in the
+// ledger, not awaiting_approval forever.
+func TestLedgerSettlesDeniedAndExpiredApprovals(t *testing.T) {
+	ns := natsembed.StartT(t)
+	pub, stop := jsPublisher(t, ns.URL())
+	defer stop()
+	h := startDispatcher(t, ActionsConfig{Concurrency: 1, ApprovalTimeout: time.Hour}, pub)
+	r := testRule("r", execSpec("true"), 0, "manual")
+	h.d.Submit(testIntent(r, "web-1", "g/r/web-1/1"))
+	h.d.Submit(testIntent(r, "web-2", "g/r/web-2/1"))
+	h.events(t, 2) // both awaiting approval
+	state := func(key string) string {
+		e, err := h.d.ledger.get(context.Background(), key)
+		if err != nil || e == nil {
+			t.Fatalf("ledger %s: %v %v", key, e, err)
+		}
+		return e.State
+	}
+	if s := state("g/r/web-1/1"); s != "awaiting_approval" {
+		t.Fatalf("state %q, want awaiting_approval", s)
+	}
+	if err := h.d.Decide(context.Background(), "g/r/web-1/1", "bob", "", false); err != nil {
+		t.Fatal(err)
+	}
+	h.offset.Store(int64(2 * time.Hour))
+	h.events(t, 2) // denied, expired: the ledger is written right after the event
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s1, s2 := state("g/r/web-1/1"), state("g/r/web-2/1")
+		if s1 == "skipped" && s2 == "skipped" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ledger states %q and %q, want skipped for the denied and the expired", s1, s2)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
