@@ -117,7 +117,7 @@ func synRun(name string, c synCase) []Score {
 }
 
 // synDetectors are the detectors of this change (ewma has its own tests).
-var synDetectors = []string{"mad", "cusum", "pagehinkley", "holtwinters", "levelshift", "vigil"}
+var synDetectors = []string{"mad", "cusum", "pagehinkley", "holtwinters", "levelshift", "relentropy", "vigil"}
 
 // maxLik returns the largest likelihood in s[from:to] and its index.
 func maxLik(s []Score, from, to int) (float64, int) {
@@ -196,6 +196,7 @@ func TestSyntheticCatches(t *testing.T) {
 	catches := map[string][]string{
 		"mad":         {"spike", "gap_then_spike", "flat_line_blip"},
 		"holtwinters": {"spike", "level_shift", "variance_burst", "gap_then_spike", "flat_line_blip"},
+		"relentropy":  {"flat_line_blip"},
 		"vigil":       {"spike", "level_shift", "variance_burst", "gap_then_spike", "flat_line_blip"},
 	}
 	flatCatches := map[string][]string{
@@ -203,6 +204,7 @@ func TestSyntheticCatches(t *testing.T) {
 		"cusum":       {"level_shift", "trend_change"},
 		"pagehinkley": {"level_shift", "variance_burst"},
 		"levelshift":  {"level_shift", "variance_burst"},
+		"relentropy":  {"level_shift", "trend_change", "variance_burst", "seasonal_break", "flat_line_blip"},
 		"vigil":       {"spike", "level_shift", "variance_burst", "seasonal_break", "gap_then_spike"},
 	}
 	check := func(kind string, cs []synCase, catches map[string][]string) {
@@ -286,7 +288,7 @@ func TestHugeValues(t *testing.T) {
 // TestResetAndWarmup: each detector is silent during its warm-up and Reset restores the
 // initial state exactly.
 func TestResetAndWarmup(t *testing.T) {
-	warm := map[string]int{"mad": 30, "cusum": 30, "pagehinkley": 30, "holtwinters": 30, "levelshift": 30, "vigil": 150}
+	warm := map[string]int{"mad": 30, "cusum": 30, "pagehinkley": 30, "holtwinters": 30, "levelshift": 30, "relentropy": 94, "vigil": 150}
 	c := synCases()[1]
 	for _, name := range synDetectors {
 		d, _ := NewDetector(name)
