@@ -64,7 +64,7 @@ func (c *Controller) updatePrediction(now time.Time, h *host, s *series, p *pred
 		return
 	}
 	w := p.watch
-	f := s.fc.ETA(now.UnixNano(), w.Level)
+	f := p.w.Forecast(s.fc, now.UnixNano(), w.Level, w.Horizon)
 	change := p.w.Update(now.UnixNano(), f, w.Horizon, w.MinConfidence)
 	hold := change == detectors.WatchStarted || change == detectors.WatchHeld
 	state := ""

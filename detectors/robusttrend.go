@@ -82,7 +82,11 @@ func (c RobustTrendConfig) trend() TrendConfig {
 // that, so a wander is not taken for a confident trend. ETA, Confidence and Predict are then
 // Trend's, with s² → k·σ², except that the ETA is to level ∓ Margin·σ (the side the series
 // comes from): the first sample over the level comes about when the line is that far short of
-// it, so ETA is the expected first passage of the series, not of its mean.
+// it, so ETA is the expected first passage of the series, not of its mean. ETAWithin (what a
+// Watch uses) replaces the Confidence — which only says the slope points the right way — by
+// the probability that the line, level and slope uncertain with variance k·σ², is within
+// Margin·σ of the level at now + horizon: a slope that extrapolates to the level just at the
+// horizon is a coin toss, not a certainty.
 //
 // Warm-up: as Trend's (MinSamples effective samples spanning MinSpan); jumps are judged only
 // after MinSamples accepted samples. Memory: O(1), about 280 bytes. NaN/±Inf values and samples
@@ -275,6 +279,20 @@ func (rt *RobustTrend) ETA(now int64, level float64) Forecast {
 	return fc
 }
 
+// ETAWithin is ETA with the Confidence replaced by the probability that the series reaches
+// level within horizon of now: that the fitted line, with k·σ² as residual variance, is
+// within Margin·σ of level at now+horizon (Trend.crossProbWith); never more than ETA's.
+func (rt *RobustTrend) ETAWithin(now int64, level float64, horizon time.Duration) Forecast {
+	fc := rt.ETA(now, level)
+	if fc.OK {
+		dir := rt.fit.dirTo(level)
+		target := level - dir*1.2533*rt.absR*rt.cfg.Margin
+		p := rt.fit.crossProbWith(now, target, dir, horizon, rt.variance())
+		fc.Confidence = math.Min(fc.Confidence, p)
+	}
+	return fc
+}
+
 // Predict returns the fitted value at now+horizon with an approximate 95% prediction interval.
 func (rt *RobustTrend) Predict(now int64, horizon time.Duration) (value, lo, hi float64, ok bool) {
 	if !rt.fit.Ready() {
@@ -291,4 +309,7 @@ func init() {
 	RegisterForecaster("robust_trend", func() Forecaster { return NewRobustTrend(DefaultRobustTrendConfig()) })
 }
 
-var _ Forecaster = (*RobustTrend)(nil)
+var (
+	_ Forecaster        = (*RobustTrend)(nil)
+	_ HorizonForecaster = (*RobustTrend)(nil)
+)

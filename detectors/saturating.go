@@ -87,7 +87,10 @@ func (c SaturatingTrendConfig) Validate() error {
 //
 // L' = L ∓ Margin·σ as in RobustTrend, j_now the current time in block units.
 //
-// Slow forecast. Otherwise RobustTrend's ETA; with SlopeZ > 0 its Confidence is capped at
+// ETAWithin (what a Watch uses) caps that Confidence at the probability that the ramp's line,
+// with the variance of a fitted mean, is within Margin·σ of L at now + horizon.
+//
+// Slow forecast. Otherwise RobustTrend's ETA (ETAWithin: RobustTrend's ETAWithin); with SlopeZ > 0 its Confidence is capped at
 // Φ(dir·β/(SlopeZ·σ_β)): the slope must also stand out from how much this series' one-hour
 // slope usually wanders (a job step read as a trend for an hour, a daily cycle). The cap is
 // off by default: on `vigil bench forecast` it removes the thermal false alarms but costs
@@ -260,10 +263,27 @@ func fitShape(m []float64) shapeFit {
 
 // ETA returns when the series reaches level, seen from now (Unix ns).
 func (st *SaturatingTrend) ETA(now int64, level float64) Forecast {
+	return st.forecast(now, level, -1)
+}
+
+// ETAWithin is ETA with Confidence the probability that the series reaches level within
+// horizon of now: for the fast ramp, that the block-mean line is within Margin·σ of level at
+// now+horizon; otherwise RobustTrend.ETAWithin's.
+func (st *SaturatingTrend) ETAWithin(now int64, level float64, horizon time.Duration) Forecast {
+	return st.forecast(now, level, max(horizon, 0))
+}
+
+// forecast is ETA (horizon < 0) or ETAWithin.
+func (st *SaturatingTrend) forecast(now int64, level float64, horizon time.Duration) Forecast {
 	if !finite(level) || st.nb < st.cfg.FastBlocks {
 		return Forecast{}
 	}
-	fs := st.slow.ETA(now, level)
+	var fs Forecast
+	if horizon < 0 {
+		fs = st.slow.ETA(now, level)
+	} else {
+		fs = st.slow.ETAWithin(now, level, horizon)
+	}
 	var buf [maxBlocks]float64
 	dir := math.Copysign(1, level-st.means[st.head])
 	sigma := 1.2533 * st.slow.absR
@@ -279,7 +299,16 @@ func (st *SaturatingTrend) ETA(now int64, level float64) Forecast {
 		xNow := ff.a + ff.b*jNow
 		eta := (target - xNow) / ff.b * bs
 		if eta <= st.cfg.FastHorizon.Seconds() {
-			return Forecast{ETA: time.Duration(math.Max(0, eta) * 1e9), Confidence: normCDF(dir * ff.b / seB), OK: true}
+			conf := normCDF(dir * ff.b / seB)
+			if horizon >= 0 {
+				// The line's value at now+horizon, with the variance of a fitted mean.
+				jH := jNow + horizon.Seconds()/bs
+				jm := float64(len(fm)-1) / 2
+				n := float64(len(fm))
+				sd := seB * math.Sqrt(ff.cxx/n+(jH-jm)*(jH-jm))
+				conf = math.Min(conf, normCDF(dir*(ff.a+ff.b*jH-target)/sd))
+			}
+			return Forecast{ETA: time.Duration(math.Max(0, eta) * 1e9), Confidence: conf, OK: true}
 		}
 	}
 	// The slope must also stand out from how much this series' slope usually wanders.
@@ -310,4 +339,7 @@ func init() {
 	RegisterForecaster("saturating_trend", func() Forecaster { return NewSaturatingTrend(DefaultSaturatingTrendConfig()) })
 }
 
-var _ Forecaster = (*SaturatingTrend)(nil)
+var (
+	_ Forecaster        = (*SaturatingTrend)(nil)
+	_ HorizonForecaster = (*SaturatingTrend)(nil)
+)

@@ -259,6 +259,45 @@ func (tr *Trend) etaWith(now int64, level, s2 float64) Forecast {
 	return fc
 }
 
+// ETAWithin is ETA with the Confidence replaced by the probability that the series reaches
+// level within horizon of now (see crossProbWith), never more than ETA's.
+func (tr *Trend) ETAWithin(now int64, level float64, horizon time.Duration) Forecast {
+	fc := tr.ETA(now, level)
+	if fc.OK {
+		s2 := tr.resVar()
+		fc.Confidence = math.Min(fc.Confidence, tr.crossProbWith(now, level, tr.dirTo(level), horizon, s2))
+	}
+	return fc
+}
+
+// dirTo is the side the level is approached from: +1 from below, −1 from above.
+func (tr *Trend) dirTo(level float64) float64 {
+	if level == tr.mx {
+		return math.Copysign(1, tr.Slope())
+	}
+	return math.Copysign(1, level-tr.mx)
+}
+
+// crossProbWith returns the probability that the fitted line has reached target, approached
+// from the side dir, at now+horizon: Φ(dir·(x̂(now+h) − target)/√Var x̂(now+h)), the variance
+// with residual variance s2, so both the level's and the slope's uncertainty count. A line is
+// monotonic, so that is the probability that the trend crosses target within the horizon —
+// unlike ETA's Confidence, which only asks whether the slope points the right way. The caller
+// checked Ready.
+func (tr *Trend) crossProbWith(now int64, target, dir float64, horizon time.Duration, s2 float64) float64 {
+	b := tr.cux / tr.cuu
+	v := tr.age(now) + horizon.Seconds() - tr.mu // distance from ū
+	z := dir * (tr.mx + b*v - target)
+	fit := s2 * (tr.w2/(tr.s0*tr.s0) + 2*v*tr.a/(tr.s0*tr.cuu) + v*v*tr.q/(tr.cuu*tr.cuu))
+	if !(fit > 0) {
+		if z >= 0 {
+			return 1
+		}
+		return 0
+	}
+	return normCDF(z / math.Sqrt(fit))
+}
+
 // Predict returns the fitted value at now+horizon with an approximate 95% prediction interval.
 func (tr *Trend) Predict(now int64, horizon time.Duration) (value, lo, hi float64, ok bool) {
 	if !tr.Ready() {
@@ -297,4 +336,7 @@ func init() {
 	RegisterForecaster("trend", func() Forecaster { return NewTrend(DefaultTrendConfig()) })
 }
 
-var _ Forecaster = (*Trend)(nil)
+var (
+	_ Forecaster        = (*Trend)(nil)
+	_ HorizonForecaster = (*Trend)(nil)
+)

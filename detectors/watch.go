@@ -24,7 +24,9 @@ const (
 // prediction; it is the hysteresis the controller applies to every forecast watch and that
 // `vigil bench forecast` replays, so both see the same predictions.
 //
-// A prediction starts when a forecast is OK, its Confidence ≥ minConfidence and its ETA ≤
+// Forecast asks the forecaster for the probability of a crossing within the horizon when it
+// can (HorizonForecaster), so Confidence below is that probability, not merely that of the
+// trend pointing at the level. A prediction starts when a forecast is OK, its Confidence ≥ minConfidence and its ETA ≤
 // horizon; it holds while the forecast stays OK with Confidence ≥ minConfidence − 0.2 and ETA ≤
 // 1.25 × horizon, and is cleared otherwise (or by Clear, when the series reached the level).
 // The gap between the two thresholds keeps a forecast that wavers around them from flapping
@@ -33,6 +35,28 @@ type Watch struct {
 	Active      bool  // a prediction stands
 	Since       int64 // when the standing prediction started, Unix ns
 	PredictedAt int64 // now + ETA at the latest Update that held, Unix ns
+}
+
+// HorizonForecaster is implemented by forecasters that can say how likely a crossing is
+// within a given time, not only whether the trend points to the level: ETAWithin is ETA with
+// Confidence the probability that the series reaches level within horizon of now.
+type HorizonForecaster interface {
+	ETAWithin(now int64, level float64, horizon time.Duration) Forecast
+}
+
+// Forecast asks fc for the forecast that Update judges: when fc is a HorizonForecaster, its
+// ETAWithin for the horizon the prediction must meet (horizon to start one, HoldHorizonFactor ×
+// horizon to keep a standing one), so the confidence is that of a crossing within the horizon;
+// otherwise its ETA.
+func (w *Watch) Forecast(fc Forecaster, now int64, level float64, horizon time.Duration) Forecast {
+	hf, ok := fc.(HorizonForecaster)
+	if !ok {
+		return fc.ETA(now, level)
+	}
+	if w.Active {
+		horizon = time.Duration(HoldHorizonFactor * float64(horizon))
+	}
+	return hf.ETAWithin(now, level, horizon)
 }
 
 // Update feeds the forecast f made at now (Unix ns) and reports the transition.

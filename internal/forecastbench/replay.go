@@ -60,7 +60,7 @@ func Replay(tr Trace, fc detectors.Forecaster, level float64, w Watch) HostResul
 			}
 			break
 		}
-		change := watch.update(t, fc.ETA(t, level), w)
+		change := watch.update(t, watch.Forecast(fc, t, level, w.Horizon), w)
 		switch change {
 		case detectors.WatchStarted:
 			if !res.Failure || t < tr.Onset {
