@@ -256,8 +256,12 @@ func (e *Engine) deliver(rr *ruleRun, now time.Time, cb callbacks) {
 
 // due reports whether the group is due at now and, if so, schedules the
 // next evaluation on the group's grid of intervals.
+// due reports whether the group runs at now and moves its schedule on. A
+// call up to a tenth of the interval early counts as on time: the caller's
+// ticker and clock jitter by a little, and treating a tick a millisecond
+// early as "not yet" would skip a whole round.
 func (g *groupRun) due(now time.Time) bool {
-	if !g.next.IsZero() && now.Before(g.next) {
+	if !g.next.IsZero() && now.Before(g.next.Add(-g.group.Interval/10)) {
 		return false
 	}
 	g.last = now
