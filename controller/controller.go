@@ -208,7 +208,11 @@ func (c *Controller) Run(ctx context.Context) error {
 
 // ingest pulls telemetry and hands it to the owner goroutine.
 func (c *Controller) ingest(ctx context.Context, cons jetstream.Consumer, out chan<- jetstream.Msg) error {
-	it, err := cons.Messages(jetstream.PullMaxMessages(2000))
+	// Bounded in bytes, not messages: 2000 batches of 50 KB overran the
+	// client's and the server's 64 MB pending limits (slow consumer,
+	// disconnects, redeliveries). 32 MB holds several of the largest
+	// batches (wire.MaxBatchBytes); MaxAckPending bounds the count.
+	it, err := cons.Messages(jetstream.PullMaxBytes(32 << 20))
 	if err != nil {
 		return fmt.Errorf("telemetry consumer: %w", err)
 	}
