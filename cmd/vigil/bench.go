@@ -9,6 +9,7 @@ const benchUsage = `Usage:
   vigil bench nab --data DIR --out DIR [--detector NAME]   stream NAB series through a detector
   vigil bench nab score --results DIR --labels FILE [--json] score results the NAB way
   vigil bench forecast [--json]                            seeded failure scenarios: lead time, false alarms
+  vigil bench e2e [--duration D] [--hosts N] [--rate S] [--json]  controller end to end over NATS: samples/s, latency
 `
 
 func cmdBench(args []string, stdout, stderr io.Writer) int {
@@ -21,6 +22,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		return cmdBenchNAB(args[1:], stdout, stderr)
 	case "forecast":
 		return cmdBenchForecast(args[1:], stdout, stderr)
+	case "e2e":
+		return cmdBenchE2E(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, benchUsage)
 		return 0
