@@ -21,7 +21,7 @@ Usage:
   vigil actions [--api URL]            recent actions and their state
   vigil approve KEY | vigil deny KEY   decide on an action of a rule in manual mode
   vigil failover SERVICE [--to MEMBER] fail a service over now (--list: routes)
-  vigil bench nab|forecast ...         detector and forecast benchmarks
+  vigil bench nab|forecast|e2e ...     detector, forecast and end-to-end benchmarks
   vigil rollback --root DIR [--to V] [--dry-run] NAME [-- RESTART...]  roll a release back
   vigil releases --root DIR NAME       versions, current, last-known-good, health
   vigil backup init|run|list|verify|forget|prune|copy ...   backups in a repository path
