@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -49,26 +48,7 @@ func newCollector(t *testing.T, name string, o Options) Collector {
 // collect runs c once and returns its points.
 func collect(t *testing.T, c Collector) []point {
 	t.Helper()
-	var pts []point
-	emit := func(m string, tags []wire.Tag, fields []wire.Field) {
-		p := point{m: m, tags: map[string]string{}, fields: map[string]wire.Field{}}
-		for _, tg := range tags {
-			p.tags[tg.Key] = tg.Value
-		}
-		for _, f := range fields {
-			if _, dup := p.fields[f.Key]; dup {
-				t.Errorf("%s: field %q emitted twice", m, f.Key)
-			}
-			p.fields[f.Key] = f
-		}
-		pts = append(pts, p)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := c.Collect(ctx, time.Now(), emit); err != nil {
-		t.Fatalf("%s: Collect: %v", c.Name(), err)
-	}
-	return pts
+	return tickAt(t, c, time.Now())
 }
 
 // byMeasurement selects the points of measurement m.
