@@ -95,23 +95,30 @@ func (m *MAD) Observe(_ int64, x float64) Score {
 	d := m.scale()
 	z := (x - m.m) / (1.4826 * d)
 	z = math.Max(-maxRaw, math.Min(maxRaw, z))
-	step := m.cfg.Rate * d
-	med := m.m
+	med, mad := medianMADStep(m.m, m.d, x, m.cfg.Rate*d)
+	if finite(med) && finite(mad) {
+		m.m, m.d = med, math.Max(mad, 0)
+		m.n++
+	}
+	return Score{Raw: z, Likelihood: zLikelihood(z)}
+}
+
+// medianMADStep moves a streaming median estimate med and absolute
+// deviation estimate mad one step of size step towards sample x (the
+// stochastic-approximation quantile update, for the 0.5 quantile of x and
+// of |x − med|). Callers keep the result only if it is finite; mad may go
+// below 0 and is clamped by them.
+func medianMADStep(med, mad, x, step float64) (float64, float64) {
 	switch {
 	case x > med:
 		med += step
 	case x < med:
 		med -= step
 	}
-	mad := m.d - step
-	if math.Abs(x-med) > m.d {
-		mad = m.d + step
+	if math.Abs(x-med) > mad {
+		return med, mad + step
 	}
-	if finite(med) && finite(mad) {
-		m.m, m.d = med, math.Max(mad, 0)
-		m.n++
-	}
-	return Score{Raw: z, Likelihood: zLikelihood(z)}
+	return med, mad - step
 }
 
 func (m *MAD) scale() float64 {

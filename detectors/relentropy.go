@@ -179,18 +179,7 @@ func (r *RelEntropy) bin(x float64) (uint8, bool) {
 	if u > 0 { // also false for NaN
 		b = int(math.Min(u, float64(r.cfg.Bins-1)))
 	}
-	step := r.cfg.Rate * d
-	med := r.m
-	switch {
-	case x > med:
-		med += step
-	case x < med:
-		med -= step
-	}
-	mad := r.d - step
-	if math.Abs(x-med) > r.d {
-		mad = r.d + step
-	}
+	med, mad := medianMADStep(r.m, r.d, x, r.cfg.Rate*d)
 	if !finite(med) || !finite(mad) {
 		return 0, false
 	}
