@@ -128,17 +128,24 @@ func (c *Controller) failoverRoutes(mux *http.ServeMux) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 		defer cancel()
 		res, err := c.fo.Failover(ctx, req.Service, req.To, "operator "+req.By, "manual failover by "+req.By, time.Time{})
-		switch {
-		case errors.Is(err, ErrFailoverBusy) || errors.Is(err, route.ErrConflict):
-			writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "result": res})
-		case err != nil && res == nil:
-			writeJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
-		case err != nil:
-			writeJSON(w, http.StatusOK, map[string]any{"error": err.Error(), "result": res})
-		default:
-			writeJSON(w, http.StatusOK, map[string]any{"result": res})
-		}
+		writeFailoverResult(w, res, err)
 	})
+}
+
+// writeFailoverResult answers a failover or drain request: 409 when another
+// one holds the service or the route changed under it, 400 when nothing
+// was attempted, otherwise 200 with the result (and the error, if any).
+func writeFailoverResult(w http.ResponseWriter, res *FailoverResult, err error) {
+	switch {
+	case errors.Is(err, ErrFailoverBusy) || errors.Is(err, route.ErrConflict):
+		writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "result": res})
+	case err != nil && res == nil:
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
+	case err != nil:
+		writeJSON(w, http.StatusOK, map[string]any{"error": err.Error(), "result": res})
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"result": res})
+	}
 }
 
 func init() {

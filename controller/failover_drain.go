@@ -207,15 +207,6 @@ func (c *Controller) drainRoutes(mux *http.ServeMux) {
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Minute)
 		defer cancel()
 		res, err := c.fo.Drain(ctx, req)
-		switch {
-		case errors.Is(err, ErrFailoverBusy) || errors.Is(err, route.ErrConflict):
-			writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "result": res})
-		case err != nil && res == nil:
-			writeJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
-		case err != nil:
-			writeJSON(w, http.StatusOK, map[string]any{"error": err.Error(), "result": res})
-		default:
-			writeJSON(w, http.StatusOK, map[string]any{"result": res})
-		}
+		writeFailoverResult(w, res, err)
 	})
 }
