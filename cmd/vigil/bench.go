@@ -7,7 +7,8 @@ import (
 
 const benchUsage = `Usage:
   vigil bench nab --data DIR --out DIR [--detector NAME]   stream NAB series through a detector
-  vigil bench nab score --results DIR --labels FILE [--json] score results the NAB way
+  vigil bench nab score --results DIR --labels FILE [--json] [--detail PROFILE]
+                                                             score results the NAB way
   vigil bench forecast [--json]                            seeded failure scenarios: lead time, false alarms
   vigil bench e2e [--duration D] [--hosts N] [--rate S] [--json]  controller end to end over NATS: samples/s, latency
 `

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -71,6 +72,7 @@ func cmdBenchNABScore(args []string, stdout, stderr io.Writer) int {
 	results := fs.String("results", "", "results of one detector: OUT/<detector> (required)")
 	labels := fs.String("labels", "", "NAB labels, combined_windows.json (required)")
 	asJSON := fs.Bool("json", false, "print the scores as JSON")
+	detail := fs.String("detail", "", "also break one profile's score down by file and window: standard, reward_low_FP_rate or reward_low_FN_rate")
 	if code, done := nabParseFlags(fs, args); done {
 		return code
 	}
@@ -78,7 +80,17 @@ func cmdBenchNABScore(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "vigil bench nab score: --results and --labels are required")
 		return 2
 	}
-	res, err := scoreNAB(*results, *labels)
+	prof := -1
+	for i, p := range nab.Profiles {
+		if p.Name == *detail {
+			prof = i
+		}
+	}
+	if *detail != "" && prof < 0 {
+		fmt.Fprintf(stderr, "vigil bench nab score: --detail %q: not a profile (standard, reward_low_FP_rate, reward_low_FN_rate)\n", *detail)
+		return 2
+	}
+	res, details, err := scoreNAB(*results, *labels, prof)
 	if err != nil {
 		fmt.Fprintln(stderr, "vigil bench nab score:", err)
 		return 1
@@ -86,7 +98,11 @@ func cmdBenchNABScore(args []string, stdout, stderr io.Writer) int {
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"results": *results, "profiles": res}); err != nil {
+		out := map[string]any{"results": *results, "profiles": res}
+		if prof >= 0 {
+			out["detail"] = map[string]any{"profile": *detail, "files": details}
+		}
+		if err := enc.Encode(out); err != nil {
 			fmt.Fprintln(stderr, "vigil bench nab score:", err)
 			return 1
 		}
@@ -98,7 +114,30 @@ func cmdBenchNABScore(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(tw, "%s\t%.2f\t%.6g\t%d\t%d\t%d\t%.3f\t\n", r.Profile, r.Score, r.Result.Threshold, r.TP, r.FN, r.FP, r.Raw)
 	}
 	_ = tw.Flush()
+	if prof >= 0 {
+		printNABDetail(stdout, *detail, res[prof].Result.Threshold, details)
+	}
 	return 0
+}
+
+// printNABDetail writes one line per file: its raw share of the score, its false-positive rows
+// and, per window, where in the window it was first detected (0 = its first row) or "miss".
+func printNABDetail(w io.Writer, profile string, th float64, ds []nab.FileDetail) {
+	fmt.Fprintf(w, "\n%s at threshold %.6g, by file (window: position of the first detection, 0 = window start, 1 = end)\n", profile, th)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "file\traw\tFP\twindows")
+	for _, d := range ds {
+		var ws []string
+		for _, wd := range d.Windows {
+			if wd.Row < 0 {
+				ws = append(ws, "miss")
+			} else {
+				ws = append(ws, fmt.Sprintf("%.2f", wd.Position))
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%+.3f\t%d\t%s\n", d.Key, d.Raw, d.FP, strings.Join(ws, " "))
+	}
+	_ = tw.Flush()
 }
 
 // jsonResult is nab.Result with an infinite threshold written as null.
@@ -107,18 +146,20 @@ type jsonResult struct {
 	Threshold *float64 `json:"threshold"`
 }
 
-func scoreNAB(results, labels string) ([]jsonResult, error) {
+// scoreNAB scores the results under every profile and, if prof ≥ 0, breaks profile prof down by
+// file at its chosen threshold.
+func scoreNAB(results, labels string, prof int) ([]jsonResult, []nab.FileDetail, error) {
 	ls, err := nab.LoadLabels(labels)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	files, err := nab.LoadResults(results)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	res, err := nab.Score(files, ls, nab.Profiles)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]jsonResult, len(res))
 	for i, r := range res {
@@ -127,7 +168,13 @@ func scoreNAB(results, labels string) ([]jsonResult, error) {
 			out[i].Threshold = &th
 		}
 	}
-	return out, nil
+	var ds []nab.FileDetail
+	if prof >= 0 {
+		if ds, err = nab.Detail(files, ls, nab.Profiles[prof], res[prof].Threshold); err != nil {
+			return nil, nil, err
+		}
+	}
+	return out, ds, nil
 }
 
 // parseFlags parses args; done reports that the command must return code (help or bad flags).

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-sre/vigil/internal/nab"
 )
 
 // TestBenchNABRunAndScore runs `vigil bench nab` on a small hand-made corpus (a flat noisy
@@ -83,6 +85,35 @@ func TestBenchNABRunAndScore(t *testing.T) {
 	if code := run([]string{"bench", "nab", "score", "--results", filepath.Join(out, "vigil"), "--labels", labels}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "reward_low_FN_rate") {
 		t.Errorf("text output (exit %d): %s", code, stdout.String())
 	}
+	// --detail: the spike file's one window is detected in its second half (the spike is at row
+	// 600 of [590,620]), and the text output names each file.
+	stdout.Reset()
+	if code := run([]string{"bench", "nab", "score", "--results", filepath.Join(out, "vigil"), "--labels", labels, "--json", "--detail", "standard"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("--detail: exit %d: %s", code, stderr.String())
+	}
+	var det struct {
+		Detail struct {
+			Profile string           `json:"profile"`
+			Files   []nab.FileDetail `json:"files"`
+		} `json:"detail"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &det); err != nil {
+		t.Fatalf("%v: %s", err, stdout.String())
+	}
+	found := false
+	for _, f := range det.Detail.Files {
+		if len(f.Windows) == 1 {
+			w := f.Windows[0]
+			found = w.Row >= 600 && w.Row <= 605 && w.Position > 0.3 && w.Position < 0.6
+		}
+	}
+	if det.Detail.Profile != "standard" || len(det.Detail.Files) != 2 || !found {
+		t.Errorf("detail: %+v, want 2 files and the window detected at row 600-605", det.Detail)
+	}
+	stdout.Reset()
+	if code := run([]string{"bench", "nab", "score", "--results", filepath.Join(out, "vigil"), "--labels", labels, "--detail", "standard"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "by file") {
+		t.Errorf("--detail text output (exit %d): %s", code, stdout.String())
+	}
 }
 
 func TestBenchNABErrors(t *testing.T) {
@@ -90,6 +121,7 @@ func TestBenchNABErrors(t *testing.T) {
 		{"bench", "nab"},
 		{"bench", "nab", "--data", t.TempDir(), "--out", t.TempDir(), "--detector", "nope"},
 		{"bench", "nab", "score", "--results", t.TempDir()},
+		{"bench", "nab", "score", "--results", t.TempDir(), "--labels", "x.json", "--detail", "nope"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(args, &stdout, &stderr); code == 0 || stderr.Len() == 0 {
