@@ -61,7 +61,8 @@ type NATSConfig struct {
 
 // DetectorsConfig chooses the detectors run on every numeric series.
 type DetectorsConfig struct {
-	// Anomaly detector name. Default "ewma".
+	// Anomaly detector name. Default "vigil" (the ensemble scored by
+	// `vigil bench nab`).
 	Anomaly string `yaml:"anomaly"`
 	// Forecaster name: robust_trend, trend or holt. Default "robust_trend"
 	// (chosen by `vigil bench forecast`).
@@ -72,6 +73,12 @@ type DetectorsConfig struct {
 	// AnomalyMinGap: at most one anomaly event per series in this time.
 	// Default 1m.
 	AnomalyMinGap time.Duration `yaml:"anomaly_min_gap"`
+	// AnomalyHold: anomaly() in rules returns a series' highest likelihood
+	// of the last AnomalyHold of its samples, so that an anomaly reported
+	// on one sample (the ensemble marks an onset once) is seen by a rule
+	// group evaluated less often. 0 keeps the default; a negative value
+	// reads the latest sample only. Default 2m.
+	AnomalyHold time.Duration `yaml:"anomaly_hold"`
 	// Trend: parameters of the forecaster, for robust_trend and trend
 	// (holt takes its defaults). Unset fields keep the forecaster's own
 	// defaults: robust_trend window 1h, min_samples 5, min_span 10m; trend
@@ -237,7 +244,7 @@ func (c *Config) validate(doc *config.Doc) error {
 		c.Consumer = "vigil-controller"
 	}
 	if c.Detectors.Anomaly == "" {
-		c.Detectors.Anomaly = "ewma"
+		c.Detectors.Anomaly = "vigil"
 	}
 	if c.Detectors.Forecaster == "" {
 		c.Detectors.Forecaster = "robust_trend"
@@ -247,6 +254,9 @@ func (c *Config) validate(doc *config.Doc) error {
 	}
 	if t := c.Detectors.AnomalyThreshold; t <= 0 || t > 1 {
 		errs = append(errs, doc.Errorf("detectors.anomaly_threshold", "anomaly_threshold %v is outside (0, 1]", t))
+	}
+	if c.Detectors.AnomalyHold == 0 {
+		c.Detectors.AnomalyHold = 2 * time.Minute
 	}
 	if c.Detectors.AnomalyMinGap == 0 {
 		c.Detectors.AnomalyMinGap = time.Minute

@@ -90,7 +90,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("nats %q consumer %q api %q", c.NATS.URL, c.Consumer, c.API.Listen)
 	}
 	d := c.Detectors
-	if d.Anomaly != "ewma" || d.Forecaster != "robust_trend" || d.AnomalyThreshold != 0.9999 || d.AnomalyMinGap != time.Minute {
+	if d.Anomaly != "vigil" || d.Forecaster != "robust_trend" || d.AnomalyThreshold != 0.9999 || d.AnomalyMinGap != time.Minute {
 		t.Errorf("detectors %+v", d)
 	}
 	if a := c.Actions; a.Concurrency != 4 || a.MaxOutput != 64<<10 || a.DryRun {

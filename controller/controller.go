@@ -91,6 +91,7 @@ func New(cfg *Config, nc *nats.Conn, set *rules.Set, log *slog.Logger) (*Control
 		badLog:    map[string]time.Time{},
 		seqs:      map[string]*seqState{},
 	}
+	c.store.anomalyHold = max(cfg.Detectors.AnomalyHold, 0)
 	c.pub = newPublisher(js, log.With("component", "events"), 1<<16)
 	c.fo = newFailoverManager(cfg, js, c.pub, log.With("component", "failover"))
 	actCfg := cfg.Actions

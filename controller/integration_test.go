@@ -116,6 +116,7 @@ func TestPipelineAgentToActionAndInflux(t *testing.T) {
 name: test-ctl
 nats: {url: %q}
 detectors:
+  anomaly: ewma          # warm after 30 samples; the ensemble needs 150, more than this test sends before its spike
   anomaly_threshold: 0.999
   trend: {window: 5s, min_samples: 5, min_span: 1s}
 forecasts:

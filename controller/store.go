@@ -20,6 +20,7 @@ type series struct {
 	last               float64
 	lastT              int64
 	score              detectors.Score
+	hold               detectors.PeakHold // score.Likelihood held for rules: see Anomaly
 	det                detectors.Detector
 	fc                 detectors.Forecaster
 	lastAnomalyT       int64 // when the last anomaly event was emitted
@@ -60,9 +61,11 @@ type store struct {
 	newDet   func() detectors.Detector
 	newFc    func() detectors.Forecaster
 	watches  []ForecastConfig
-	key      []byte    // scratch
-	maxSerie int       // per host series limit
-	ext      *storeExt // scopes, labels, gaps, windows (store_scope.go)
+	key      []byte // scratch
+	maxSerie int    // per host series limit
+	// anomalyHold: how long Anomaly keeps a series' highest likelihood (detectors.anomaly_hold).
+	anomalyHold time.Duration
+	ext         *storeExt // scopes, labels, gaps, windows (store_scope.go)
 }
 
 func newStore(newDet func() detectors.Detector, newFc func() detectors.Forecaster, watches []ForecastConfig) *store {
@@ -113,6 +116,7 @@ func (st *store) observe(h *host, p *wire.PointView, f *wire.FieldView, x float6
 	}
 	if in, ok := s.detectorInput(t, x); ok {
 		s.score = s.det.Observe(t, in)
+		s.hold.Observe(t, s.score.Likelihood)
 	}
 	s.last, s.lastT = x, t
 	s.fc.Observe(t, x)
@@ -151,6 +155,7 @@ func (s *series) detectorInput(t int64, x float64) (float64, bool) {
 
 func (st *store) newSeries(p *wire.PointView, f *wire.FieldView) *series {
 	s := &series{measurement: string(p.Measurement), field: string(f.Key), det: st.newDet(), fc: st.newFc()}
+	s.hold.Span = int64(st.anomalyHold)
 	for _, tg := range p.Tags {
 		if string(tg.Key) == "host" {
 			continue
@@ -212,6 +217,9 @@ func (st *store) Value(subject string, sel *rules.Selector) (float64, bool) {
 	return best, ok
 }
 
+// Anomaly is the highest anomaly likelihood of the selected series, each held over the last
+// anomalyHold of its samples (detectors.PeakHold): the ensemble reports an anomaly on the one
+// sample where it starts, and a rule group evaluated less often must still see it.
 func (st *store) Anomaly(subject string, sel *rules.Selector) (float64, bool) {
 	h := st.hosts[subject]
 	if h == nil {
@@ -219,8 +227,8 @@ func (st *store) Anomaly(subject string, sel *rules.Selector) (float64, bool) {
 	}
 	best, ok := 0.0, false
 	for _, s := range h.match(sel) {
-		if s.score.Likelihood > best || !ok {
-			best, ok = s.score.Likelihood, true
+		if l := s.hold.Value(); l > best || !ok {
+			best, ok = l, true
 		}
 	}
 	return best, ok

@@ -259,8 +259,8 @@ func (v *scopeView) Value(subject string, sel *rules.Selector) (float64, bool) {
 func (v *scopeView) Anomaly(subject string, sel *rules.Selector) (float64, bool) {
 	best, ok := 0.0, false
 	for _, s := range v.match(subject, sel) {
-		if s.score.Likelihood > best || !ok {
-			best, ok = s.score.Likelihood, true
+		if l := s.hold.Value(); l > best || !ok {
+			best, ok = l, true
 		}
 	}
 	return best, ok

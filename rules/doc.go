@@ -58,7 +58,7 @@
 // The functions (funcs.go, funcs_window.go, funcs_more.go, funcs_fleet.go):
 //
 //	value(sel) float64                     latest sample                 value("mem.used_percent") > 90
-//	anomaly(sel) float64                   anomaly likelihood [0,1]      anomaly("cpu.usage_user{cpu=cpu-total}") > 0.99
+//	anomaly(sel) float64                   anomaly likelihood [0,1]      anomaly("cpu.usage_user{cpu=cpu-total}") > 0.9999
 //	eta(sel, level) Duration               time until level is crossed   eta("disk.used_percent", 100) < duration("2h")
 //	eta_confidence(sel, level) float64     that forecast's confidence    eta_confidence("disk.used_percent", 100) > 0.9
 //	forecast(sel, horizon) float64         value predicted at now+h      forecast("mem.used_percent", duration("1h")) > 95

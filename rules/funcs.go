@@ -14,7 +14,7 @@ import (
 // Engine sets before every run. To add a function, add a funcSpec.
 //
 //	value(sel) float64                   latest sample
-//	anomaly(sel) float64                 anomaly likelihood in [0,1]
+//	anomaly(sel) float64                 anomaly likelihood in [0,1], held over detectors.anomaly_hold
 //	eta(sel, level) time.Duration        time until the series crosses level;
 //	                                     Never if it is not heading there or
 //	                                     the forecast's confidence is below the

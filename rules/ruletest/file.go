@@ -32,7 +32,7 @@
 //
 // The Source is a real one over those samples: the latest sample, the
 // anomaly detector and the forecaster of the detectors package (the
-// controller's defaults, ewma and robust_trend, unless the file's
+// controller's defaults, vigil and robust_trend, unless the file's
 // `detector:` / `forecaster:` say otherwise) fed with every sample up to
 // the evaluation time, every sample kept for
 // the window functions. The engine is evaluated at 0, interval, 2·interval
@@ -55,10 +55,14 @@ type fileSpec struct {
 	EvaluationInterval string   `yaml:"evaluation_interval"`
 	// Forecaster and Detector name the detectors package's forecaster
 	// and anomaly detector fed with the samples; defaults are the
-	// controller's: robust_trend and ewma.
-	Forecaster string     `yaml:"forecaster"`
-	Detector   string     `yaml:"detector"`
-	Tests      []testSpec `yaml:"tests"`
+	// controller's: robust_trend and vigil.
+	Forecaster string `yaml:"forecaster"`
+	Detector   string `yaml:"detector"`
+	// AnomalyHold is the controller's detectors.anomaly_hold: anomaly()
+	// is a series' highest likelihood over this much of its recent
+	// samples. Default 2m, as in the controller; 0s reads the latest.
+	AnomalyHold string     `yaml:"anomaly_hold"`
+	Tests       []testSpec `yaml:"tests"`
 }
 
 type testSpec struct {

@@ -60,6 +60,7 @@ func RunFile(path string) (*Result, error) {
 	if interval <= 0 {
 		errs = append(errs, doc.Errorf("evaluation_interval", "must be positive"))
 	}
+	hold := duration(doc, &errs, "anomaly_hold", spec.AnomalyHold, 2*time.Minute)
 	if len(spec.RuleFiles) == 0 {
 		errs = append(errs, doc.Errorf("", "rule_files: at least one rule file is needed"))
 	}
@@ -80,7 +81,7 @@ func RunFile(path string) (*Result, error) {
 	res := &Result{File: path}
 	for i := range spec.Tests {
 		r := &runner{doc: doc, path: fmt.Sprintf("tests[%d]", i), spec: &spec.Tests[i], set: set, interval: interval,
-			fc: cmp.Or(spec.Forecaster, "robust_trend"), det: cmp.Or(spec.Detector, "ewma")}
+			fc: cmp.Or(spec.Forecaster, "robust_trend"), det: cmp.Or(spec.Detector, "vigil"), hold: hold}
 		if err := r.prepare(); err != nil {
 			return nil, err
 		}
@@ -102,6 +103,7 @@ type runner struct {
 	set      *rules.Set
 	interval time.Duration
 	fc, det  string
+	hold     time.Duration // anomaly hold
 	src      *source
 	alertAt  []time.Duration
 	actionAt []time.Duration
@@ -168,6 +170,7 @@ func (r *runner) series(in seriesSpec, step time.Duration) (*tseries, error) {
 		return nil, fmt.Errorf("series %q: %w", in.Series, err)
 	}
 	s := &tseries{measurement: sel.Measurement, field: sel.Field}
+	s.hold.Span = int64(r.hold)
 	for _, t := range sel.Tags {
 		if t.Key == "host" {
 			s.host = t.Value

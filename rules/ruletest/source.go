@@ -18,6 +18,7 @@ type tseries struct {
 	det                      detectors.Detector
 	fc                       detectors.Forecaster
 	score                    detectors.Score
+	hold                     detectors.PeakHold // what anomaly() reads, as in the controller
 }
 
 func (s *tseries) tag(key string) (string, bool) {
@@ -86,6 +87,7 @@ func (src *source) advance(now time.Time) {
 		for s.fed < len(s.input) && s.input[s.fed].T <= t {
 			x := s.input[s.fed]
 			s.score = s.det.Observe(x.T, x.V)
+			s.hold.Observe(x.T, s.score.Likelihood)
 			s.fc.Observe(x.T, x.V)
 			s.fed++
 		}
@@ -163,7 +165,7 @@ func (src *source) Value(subject string, sel *rules.Selector) (float64, bool) {
 }
 
 func (src *source) Anomaly(subject string, sel *rules.Selector) (float64, bool) {
-	return src.maxOf(subject, sel, func(s *tseries) (float64, bool) { return s.score.Likelihood, true })
+	return src.maxOf(subject, sel, func(s *tseries) (float64, bool) { return s.hold.Value(), true })
 }
 
 func (src *source) ETA(subject string, sel *rules.Selector, level float64, now time.Time) (time.Duration, float64, bool) {
