@@ -7,8 +7,8 @@ const ensembleN = 2
 
 // EnsembleConfig parameterises the "vigil" ensemble. Start from DefaultEnsembleConfig.
 type EnsembleConfig struct {
-	// Level is the quantile π of each member's surprise above which its tail is modelled as
-	// exponential (peaks over threshold), in (0.5,1). Default 0.98.
+	// Level is the quantile π of each member's surprise above which the short-memory calibrator
+	// models its tail as exponential (peaks over threshold), in (0.5,1). Default 0.98.
 	Level float64
 	// Rate is the step of the streaming π-quantile, in units of the surprise's mean absolute
 	// deviation, in (0,1); the mean excess over the quantile moves by 5·Rate of each new excess.
@@ -17,6 +17,15 @@ type EnsembleConfig struct {
 	// Memory is the weight of a new surprise in its mean and mean absolute deviation, in (0,1).
 	// Default 0.002 (~500 samples).
 	Memory float64
+	// History is the forgetting factor per sample of the long-memory histogram calibrator, in
+	// (0,0.1]. Default 1e-4 (the last ~10,000 samples).
+	History float64
+	// Tail is the fraction of the history, per sign of the statistic, whose surprises the
+	// long-memory calibrator models as an exponential tail, in (0,0.5). Default 0.005.
+	Tail float64
+	// MinExcess floors the long-memory tail's mean excess, in nats of surprise (> 0). Default
+	// 0.2.
+	MinExcess float64
 	// Warmup is the number of samples before the ensemble reports (≥ 31). Default 150.
 	Warmup int
 	// Refractory is the number of samples over which a reported peak fades (≥ 1): a surprise is
@@ -34,8 +43,8 @@ type EnsembleConfig struct {
 func DefaultEnsembleConfig() EnsembleConfig {
 	hw := DefaultHoltWintersConfig()
 	hw.Alpha, hw.GammaDay = 0.5, 0.5
-	return EnsembleConfig{Level: 0.98, Rate: 0.01, Memory: 0.002, Warmup: 150, Refractory: 300,
-		HoltWinters: hw, MAD: DefaultMADConfig()}
+	return EnsembleConfig{Level: 0.98, Rate: 0.01, Memory: 0.002, History: 1e-4, Tail: 0.005,
+		MinExcess: 0.2, Warmup: 150, Refractory: 300, HoltWinters: hw, MAD: DefaultMADConfig()}
 }
 
 // Validate reports the first invalid field of c.
@@ -47,6 +56,12 @@ func (c EnsembleConfig) Validate() error {
 		return fieldError("ensemble", "rate", c.Rate, "must be in (0,1)")
 	case !(c.Memory > 0 && c.Memory < 1):
 		return fieldError("ensemble", "memory", c.Memory, "must be in (0,1)")
+	case !(c.History > 0 && c.History <= 0.1):
+		return fieldError("ensemble", "history", c.History, "must be in (0,0.1]")
+	case !(c.Tail > 0 && c.Tail < 0.5):
+		return fieldError("ensemble", "tail", c.Tail, "must be in (0,0.5)")
+	case !(c.MinExcess > 0 && c.MinExcess < math.Inf(1)):
+		return fieldError("ensemble", "min_excess", c.MinExcess, "must be finite and > 0")
 	case c.Warmup < potInit+1:
 		return fieldError("ensemble", "warmup", c.Warmup, "must be at least 31")
 	case c.Refractory < 1:
@@ -58,7 +73,7 @@ func (c EnsembleConfig) Validate() error {
 	return c.MAD.Validate()
 }
 
-// potInit is the number of surprises a tail calibrator absorbs before its quantile moves.
+// potInit is the number of surprises a tail calibrator absorbs before it judges.
 const potInit = 30
 
 // tailCalib turns one member's surprises into upper-tail probabilities (peaks over threshold).
@@ -73,24 +88,113 @@ type tailCalib struct {
 // tail model: λ = −ln(1−π) + (u − q)/e for u > q, else 0.
 func (c *tailCalib) logTailProb(u float64, cfg *EnsembleConfig) float64 {
 	c.n++
-	a := math.Max(cfg.Memory, 1/float64(c.n))
+	a := max(cfg.Memory, 1/float64(c.n))
 	d := u - c.mean
 	c.mean += a * d
 	c.dev += a * (math.Abs(d) - c.dev)
 	if c.n <= potInit { // start from the maximum: the quantile then settles from above
-		c.q = math.Max(c.q, u)
-		c.excess = math.Max(c.excess, c.dev)
+		c.q = max(c.q, u)
+		c.excess = max(c.excess, c.dev)
 		return 0
 	}
-	sc := math.Max(c.dev, 1e-3)
+	sc := max(c.dev, 1e-3)
 	if u <= c.q || u < 1e-6 { // below the quantile, or a rounding error on a flat line
-		c.q = math.Max(0, c.q-cfg.Rate*sc*(1-cfg.Level))
+		c.q = max(0, c.q-cfg.Rate*sc*(1-cfg.Level))
 		return 0
 	}
-	lam := -math.Log1p(-cfg.Level) + (u-c.q)/math.Max(c.excess, 0.1*sc)
+	lam := -math.Log1p(-cfg.Level) + (u-c.q)/max(c.excess, 0.1*sc)
 	c.excess += 5 * cfg.Rate * ((u - c.q) - c.excess)
 	c.q += cfg.Rate * sc * cfg.Level
 	return lam
+}
+
+const (
+	histBins  = 64    // bins of the long-memory histogram, per sign
+	histWidth = 0.125 // bin width in nats of surprise: the bins cover u < 8 (|z| < 2980)
+	histRefit = 32    // the tail model is refitted every histRefit samples
+)
+
+// histCalib is the long-memory calibrator: a slowly forgetting histogram of one member's
+// surprises, one per sign of its statistic, with an exponential tail fitted to the top of each.
+type histCalib struct {
+	w, s   [2][histBins]float64 // weight and weighted sum of u per sign and bin
+	inc    float64              // weight of the next sample (grows by 1/(1−History))
+	grow   float64              // 1/(1−History)
+	tot    float64              // total weight
+	n      int64
+	q, lp  [2]float64 // tail start and −ln P(tail) per sign
+	excess [2]float64 // mean excess over q per sign
+}
+
+// logTailProb judges the surprise u ≥ 0 of a statistic of sign sd (0: ≥ 0, 1: < 0) against the
+// history, λ = lp + (u − q)/e for u > q, else 0, and then absorbs it.
+func (c *histCalib) logTailProb(u float64, sd int, cfg *EnsembleConfig) float64 {
+	var lam float64
+	if c.n >= potInit && u > c.q[sd] && u >= 1e-6 {
+		lam = c.lp[sd] + (u-c.q[sd])/c.excess[sd]
+	}
+	if c.inc == 0 {
+		c.inc, c.grow = 1, 1/(1-cfg.History)
+	}
+	b := min(int(u*(1/histWidth)), histBins-1)
+	c.w[sd][b] += c.inc
+	c.s[sd][b] += c.inc * u
+	c.tot += c.inc
+	c.inc *= c.grow
+	if c.inc > 1e100 { // rescale; the probabilities are ratios and do not change
+		for j := range c.w {
+			for i := range c.w[j] {
+				c.w[j][i] *= 1e-100
+				c.s[j][i] *= 1e-100
+			}
+		}
+		c.tot *= 1e-100
+		c.inc *= 1e-100
+	}
+	c.n++
+	if c.n%histRefit == 0 || c.n == potInit {
+		c.refit(cfg)
+	}
+	return lam
+}
+
+// refit finds, per sign, the highest bin edge q with at least Tail·tot of weight at or above it,
+// the tail's probability and its mean excess. A sign with less weight than that in all (a
+// statistic that has hardly ever been negative, say) is judged by the two signs pooled.
+func (c *histCalib) refit(cfg *EnsembleConfig) {
+	lim := cfg.Tail * c.tot
+	for sd := range c.w {
+		if !c.fit(sd, lim, cfg) {
+			c.fit(-1-sd, lim, cfg)
+		}
+	}
+}
+
+// fit fits the tail of sign sd (or, for sd < 0, of both signs pooled, stored at −1−sd) and
+// reports whether the tail weight reached lim.
+func (c *histCalib) fit(sd int, lim float64, cfg *EnsembleConfig) bool {
+	m, su := 0.0, 0.0
+	b := histBins - 1
+	for ; b >= 0; b-- {
+		if sd >= 0 {
+			m += c.w[sd][b]
+			su += c.s[sd][b]
+		} else {
+			m += c.w[0][b] + c.w[1][b]
+			su += c.s[0][b] + c.s[1][b]
+		}
+		if m >= lim {
+			break
+		}
+	}
+	if m < lim || m <= 0 {
+		return false
+	}
+	k := max(sd, -1-sd)
+	c.q[k] = float64(b) * histWidth
+	c.lp[k] = -math.Log(m / c.tot)
+	c.excess[k] = max(su/m-c.q[k], cfg.MinExcess)
+	return true
 }
 
 // Ensemble is Vigil's default detector, registered as "vigil": it runs Holt–Winters (forecast
@@ -98,20 +202,36 @@ func (c *tailCalib) logTailProb(u float64, cfg *EnsembleConfig) float64 {
 // by side, turns each member's raw statistic into a calibrated tail probability and reports
 // the onset of an anomaly once; create it with NewEnsemble.
 //
-// Calibration: each member's surprise u_i = ln(1 + |Raw_i|) is judged against that member's own
-// history on this series by peaks over threshold (as in extreme value theory): q_i is a
-// streaming π-quantile of u_i (frugal stochastic approximation: q ← q + Rate·d·π when u > q,
+// Calibration: each member's surprise u_i = ln(1 + |z_i|), z_i its raw statistic, is judged
+// against that member's own history on this series twice, over a short and a long memory, and
+// the two verdicts (in nats, λ = −ln P) are averaged: λ_i = (λ_i^short + λ_i^long)/2. The short
+// one follows the current regime, the long one asks how rare the surprise is in the series'
+// last ~1/History samples, so that a series with routine big spikes stops alarming on them
+// while a quiet series still alarms on its first real break.
+//
+// Short memory, peaks over threshold (as in extreme value theory): q_i is a streaming
+// π-quantile of u_i (frugal stochastic approximation: q ← q + Rate·d·π when u > q,
 // q ← max(0, q − Rate·d·(1−π)) otherwise, d the mean absolute deviation of u, EW weight
 // Memory) and the excesses over it are taken as exponential with mean e_i (EW mean of u − q
 // over the exceedances, step 5·Rate, floored at 0.1·d), so
 //
-//	P(U_i ≥ u) = (1 − π)·exp(−(u − q_i)/e_i)   for u > q_i,   λ_i = −ln P
+//	P(U_i ≥ u) = (1 − π)·exp(−(u − q_i)/e_i)   for u > q_i,   λ_i^short = −ln P
 //
-// and λ_i = 0 for u ≤ q_i or u < 1e-6 (rounding noise on a flat line); λ = max_i λ_i.
+// and λ_i^short = 0 for u ≤ q_i or u < 1e-6 (rounding noise on a flat line).
 //
-// A member that is noisy on a series (heavy tail, large e_i) needs a much larger surprise to
-// produce the same λ as one that is normally quiet; a series of repeated equal peaks raises
-// q_i and e_i until they stop being surprising.
+// Long memory: a histogram of u_i (64 bins of 0.125 nats per sign of z_i, the last bin open),
+// each sample weighted (1 − History)^age, so the sign of a deviation counts (a series that
+// only ever spikes up is surprised by its first dip). Every 32 samples, per sign s, Q_s is the
+// highest bin edge with at least Tail of the total weight W at or above it on that side, W_s
+// that weight and E_s the mean excess u − Q_s of those samples (floored at MinExcess), so
+//
+//	P(U_i ≥ u, sign s) = (W_s/W)·exp(−(u − Q_s)/E_s)   for u > Q_s,   λ_i^long = −ln P
+//
+// and 0 below. A sign with less than Tail·W in all is fitted on both signs pooled. The
+// surprise is judged before it is absorbed.
+//
+// Combination: λ = max_i λ_i. A member that is noisy on a series (heavy tail, large e_i, E_i)
+// needs a much larger surprise to produce the same λ as one that is normally quiet.
 //
 // Reporting (non-maximum suppression): a surprise is reported only if it exceeds the last
 // reported one, P, lowered linearly to zero over Refractory samples: λ > P·max(0, 1 − j/
@@ -126,14 +246,16 @@ func (c *tailCalib) logTailProb(u float64, cfg *EnsembleConfig) float64 {
 // Warm-up: Warmup samples (default 150) return Score{}; the members and calibrators learn.
 // Time: t is passed to the members (Holt–Winters uses it for its seasons). NaN/±Inf return
 // Score{} and change nothing.
-// Parameters and defaults (DefaultEnsembleConfig): Level 0.98, Rate 0.01, Memory 0.002, Warmup
-// 150, Refractory 300, Holt–Winters with Alpha 0.5 and GammaDay 0.5, default MAD. Memory: about
-// 4 KiB, constant (mostly the Holt–Winters season arrays).
+// Parameters and defaults (DefaultEnsembleConfig): Level 0.98, Rate 0.01, Memory 0.002,
+// History 1e-4, Tail 0.005, MinExcess 0.2, Warmup 150, Refractory 300, Holt–Winters with
+// Alpha 0.5 and GammaDay 0.5, default MAD. Memory: about 8 KiB, constant (the Holt–Winters
+// season arrays and the two histograms).
 type Ensemble struct {
 	cfg  EnsembleConfig
 	hw   HoltWinters
 	mad  MAD
 	cal  [ensembleN]tailCalib
+	hist [ensembleN]histCalib
 	n    int64
 	peak float64 // last reported λ
 	age  int64   // samples since it was reported
@@ -155,21 +277,50 @@ func (e *Ensemble) Observe(t int64, x float64) Score {
 	if !finite(x) {
 		return Score{}
 	}
-	lh := e.cal[0].logTailProb(math.Log1p(math.Abs(e.hw.Observe(t, x).Raw)), &e.cfg)
-	lm := e.cal[1].logTailProb(math.Log1p(math.Abs(e.mad.Observe(t, x).Raw)), &e.cfg)
-	lam := math.Min(math.Max(lh, lm), maxRaw)
+	zh, _ := e.hw.step(t, x)
+	zm, _ := e.mad.step(x)
+	lh, lm := e.judge(0, zh), e.judge(1, zm)
+	lam := min(max(lh, lm), maxRaw)
 	e.n++
 	if e.n <= int64(e.cfg.Warmup) {
 		return Score{}
 	}
 	s := Score{Raw: lam}
-	if lam > e.peak*math.Max(0, 1-float64(e.age)/float64(e.cfg.Refractory)) {
+	if lam > e.peak*max(0, 1-float64(e.age)/float64(e.cfg.Refractory)) {
 		e.peak, e.age = lam, 0
 		s.Likelihood = likelihood(lam, 0.9999)
 	} else {
 		e.age++
 	}
 	return s
+}
+
+// judge returns member i's surprise λ_i for its raw statistic z (short and long memory
+// averaged) and lets both calibrators absorb it.
+func (e *Ensemble) judge(i int, z float64) float64 {
+	u := log1pFast(math.Abs(z))
+	sd := 0
+	if z < 0 {
+		sd = 1
+	}
+	return 0.5 * (e.cal[i].logTailProb(u, &e.cfg) + e.hist[i].logTailProb(u, sd, &e.cfg))
+}
+
+// log1pFast returns ln(1 + a) for finite a ≥ 0 with an absolute error below 1e-9 (the rounding
+// of 1 + a aside), a few times faster than math.Log1p: 1 + a = m·2^k with m in [√½, √2),
+// ln m = 2·atanh(s), s = (m − 1)/(m + 1), |s| ≤ 0.172, by its series up to s⁹.
+func log1pFast(a float64) float64 {
+	y := 1 + a
+	b := math.Float64bits(y)
+	k := float64(int64(b>>52) - 1023)
+	m := math.Float64frombits(b&(1<<52-1) | 1023<<52) // in [1, 2)
+	if m > math.Sqrt2 {
+		m *= 0.5
+		k++
+	}
+	s := (m - 1) / (m + 1)
+	s2 := s * s
+	return k*math.Ln2 + 2*s*(1+s2*(1.0/3+s2*(1.0/5+s2*(1.0/7+s2*(1.0/9)))))
 }
 
 // likelihood maps a surprise λ (nats) to 1 − e^(−λ'), compressing λ beyond the alarm level.

@@ -78,3 +78,138 @@ func TestEnsembleReportsOnsetOnce(t *testing.T) {
 		t.Errorf("reported at %v, want [1000 %d]", got, 1000+cfg.Refractory+50)
 	}
 }
+
+// histFractions feeds n statistics from gen to a long-memory calibrator and returns, per sign,
+// the fraction of all samples (after the first 2000) judged to have P < 0.1% and P < 0.01%.
+func histFractions(gen func() float64) (f3, f4 [2]float64) {
+	cfg := DefaultEnsembleConfig()
+	var c histCalib
+	const n = 400000
+	for i := range n {
+		z := gen()
+		sd := 0
+		if z < 0 {
+			sd = 1
+		}
+		lam := c.logTailProb(math.Log1p(math.Abs(z)), sd, &cfg)
+		if i < 2000 {
+			continue
+		}
+		if lam > math.Log(1e3) {
+			f3[sd] += 1.0 / n
+		}
+		if lam > math.Log(1e4) {
+			f4[sd] += 1.0 / n
+		}
+	}
+	return f3, f4
+}
+
+// TestHistCalibTails: beyond its tail start (Tail = 0.5% per sign) the long-memory
+// calibrator's one-sided tail probabilities are about right where its exponential model holds,
+// for a power-law statistic (|z| = V^(−1/2) − 1, V uniform, so ln(1+|z|) is exponential):
+// about 0.1% of samples per sign have P < 0.1% and 0.01% have P < 0.01%. For a normal
+// statistic, whose tail is much thinner, they are conservative (MinExcess keeps the fitted tail
+// from being steeper than 0.2 nats): fewer, never more.
+func TestHistCalibTails(t *testing.T) {
+	r := newRand(4)
+	sign := func(v float64) float64 {
+		if r.Float64() < 0.5 {
+			return -v
+		}
+		return v
+	}
+	f3, f4 := histFractions(func() float64 { return sign(1/math.Sqrt(1-r.Float64()) - 1) })
+	for sd := range f3 {
+		t.Logf("power law, sign %d: P<0.1%%: %.5f, P<0.01%%: %.6f", sd, f3[sd], f4[sd])
+		if f3[sd] < 0.0006 || f3[sd] > 0.0015 || f4[sd] < 0.00004 || f4[sd] > 0.0002 {
+			t.Errorf("power law, sign %d: P<0.1%%: %.5f of samples, P<0.01%%: %.6f", sd, f3[sd], f4[sd])
+		}
+	}
+	f3, f4 = histFractions(r.NormFloat64)
+	for sd := range f3 {
+		t.Logf("normal, sign %d: P<0.1%%: %.5f, P<0.01%%: %.6f", sd, f3[sd], f4[sd])
+		if f3[sd] > 0.0012 || f4[sd] > 0.00012 {
+			t.Errorf("normal, sign %d: P<0.1%%: %.5f of samples, P<0.01%%: %.6f", sd, f3[sd], f4[sd])
+		}
+	}
+}
+
+// TestHistCalibLongMemory: spikes that recur all through a series' history stop being
+// surprising, the first such spike in a quiet series is very surprising, and so is the first
+// dip in a series that only ever spiked up.
+func TestHistCalibLongMemory(t *testing.T) {
+	cfg := DefaultEnsembleConfig()
+	var spiky, quiet histCalib
+	r := newRand(6)
+	const spike = 30.0
+	var z float64
+	for i := range 8000 {
+		z = math.Abs(r.NormFloat64())
+		sd := 0
+		if r.Float64() < 0.5 {
+			sd = 1
+		}
+		quiet.logTailProb(math.Log1p(z), sd, &cfg)
+		if i%200 == 0 { // a routine upward spike every 200 samples
+			z, sd = spike, 0
+		}
+		spiky.logTailProb(math.Log1p(z), sd, &cfg)
+	}
+	u := math.Log1p(spike)
+	ls, lq, ld := spiky.logTailProb(u, 0, &cfg), quiet.logTailProb(u, 0, &cfg), spiky.logTailProb(u, 1, &cfg)
+	t.Logf("λ of a spike: %.1f after routine spikes, %.1f in a quiet series; of a dip: %.1f", ls, lq, ld)
+	if !(ls < math.Log(1000)) {
+		t.Errorf("routine spike: λ = %.1f, want < ln 1000", ls)
+	}
+	if !(lq > math.Log(1e6)) {
+		t.Errorf("first spike in a quiet series: λ = %.1f, want > ln 1e6", lq)
+	}
+	if !(ld > math.Log(1e6)) {
+		t.Errorf("first dip after upward spikes: λ = %.1f, want > ln 1e6", ld)
+	}
+}
+
+// TestEnsembleRoutineSpikes: a series whose history is full of equal spikes stops reporting
+// them with high likelihood, while its first spike of the same size, after a quiet start,
+// is reported.
+func TestEnsembleRoutineSpikes(t *testing.T) {
+	e := NewEnsemble(DefaultEnsembleConfig())
+	r := newRand(8)
+	var first float64
+	late := 0
+	for i := range 9000 {
+		x := 100 + r.NormFloat64()
+		if i >= 2000 && i%250 == 0 {
+			x += 20
+		}
+		s := e.Observe(t2026+int64(i)*int64(synStep), x)
+		if i == 2000 {
+			first = s.Likelihood
+		}
+		if i >= 6000 && s.Likelihood > 0.9999 {
+			late++
+		}
+	}
+	t.Logf("first spike: likelihood %.6f; reports > 0.9999 among the last 12 spikes: %d", first, late)
+	if !(first > 0.9999) {
+		t.Errorf("first spike: likelihood %.6f, want > 0.9999", first)
+	}
+	if late > 2 {
+		t.Errorf("%d of the last 12 routine spikes reported above 0.9999, want ≤ 2", late)
+	}
+}
+
+// TestLog1pFast: log1pFast agrees with math.Log1p to 1e-9 from 0 to 1e9 (Raw's clamp).
+func TestLog1pFast(t *testing.T) {
+	r := newRand(9)
+	xs := []float64{0, 1e-300, 1e-12, 1e-6, 0.4142135623, 0.4142135624, 1, 2, 3, 1e9}
+	for range 100000 {
+		xs = append(xs, math.Exp(r.Float64()*50-28))
+	}
+	for _, x := range xs {
+		if got, want := log1pFast(x), math.Log1p(x); math.Abs(got-want) > 1e-9 {
+			t.Fatalf("log1pFast(%g) = %.12g, math.Log1p = %.12g", x, got, want)
+		}
+	}
+}

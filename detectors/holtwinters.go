@@ -123,12 +123,21 @@ func NewHoltWinters(cfg HoltWintersConfig) *HoltWinters {
 
 // Observe scores x against the forecast made from earlier samples, then absorbs it.
 func (h *HoltWinters) Observe(t int64, x float64) Score {
-	if !finite(x) {
+	z, ok := h.step(t, x)
+	if !ok {
 		return Score{}
+	}
+	return Score{Raw: z, Likelihood: zLikelihood(z)}
+}
+
+// step is Observe without the likelihood: it returns Raw and whether x was scored.
+func (h *HoltWinters) step(t int64, x float64) (float64, bool) {
+	if !finite(x) {
+		return 0, false
 	}
 	if h.n == 0 {
 		h.level, h.last, h.n = x, t, 1
-		return Score{}
+		return 0, false
 	}
 	gap := float64(t - h.last)
 	k := 0.0
@@ -150,17 +159,16 @@ func (h *HoltWinters) Observe(t int64, x float64) Score {
 	e := x - (lvl + h.day[d] + h.week[w])
 	sigma := math.Max(1.2533*h.mae, math.Max(h.cfg.RelFloor*math.Abs(h.level), h.cfg.AbsFloor))
 	warm := h.n >= int64(h.cfg.Warmup)
-	var s Score
+	var z float64
 	eps := e
 	if warm {
-		z := math.Max(-maxRaw, math.Min(maxRaw, e/sigma))
-		s = Score{Raw: z, Likelihood: zLikelihood(z)}
+		z = math.Max(-maxRaw, math.Min(maxRaw, e/sigma))
 		lim := h.cfg.Clip * sigma
 		eps = math.Max(-lim, math.Min(lim, e))
 	}
 	a := h.cfg.Alpha
 	if !finite(e) || !finite(lvl+a*eps) {
-		return s
+		return z, warm
 	}
 	h.level = lvl + a*eps
 	h.b = phik*h.b + a*h.cfg.Beta*eps
@@ -181,7 +189,7 @@ func (h *HoltWinters) Observe(t int64, x float64) Score {
 	}
 	h.last = max(h.last, t)
 	h.n++
-	return s
+	return z, warm
 }
 
 // bucket returns the index of t's bucket in a season of the given period (ns) and bucket count.

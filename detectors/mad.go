@@ -78,8 +78,17 @@ func NewMAD(cfg MADConfig) *MAD {
 
 // Observe scores x against the median and MAD of earlier samples, then absorbs it.
 func (m *MAD) Observe(_ int64, x float64) Score {
-	if !finite(x) {
+	z, ok := m.step(x)
+	if !ok {
 		return Score{}
+	}
+	return Score{Raw: z, Likelihood: zLikelihood(z)}
+}
+
+// step is Observe without the likelihood: it returns Raw and whether x was scored.
+func (m *MAD) step(x float64) (float64, bool) {
+	if !finite(x) {
+		return 0, false
 	}
 	if m.n < int64(m.cfg.Warmup) {
 		n := float64(m.n + 1)
@@ -90,7 +99,7 @@ func (m *MAD) Observe(_ int64, x float64) Score {
 			m.m, m.w, m.n = mean, w, m.n+1
 			m.d = 0.6745 * math.Sqrt(w/n)
 		}
-		return Score{}
+		return 0, false
 	}
 	d := m.scale()
 	z := (x - m.m) / (1.4826 * d)
@@ -100,7 +109,7 @@ func (m *MAD) Observe(_ int64, x float64) Score {
 		m.m, m.d = med, math.Max(mad, 0)
 		m.n++
 	}
-	return Score{Raw: z, Likelihood: zLikelihood(z)}
+	return z, true
 }
 
 // medianMADStep moves a streaming median estimate med and absolute
