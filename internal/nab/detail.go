@@ -1,7 +1,6 @@
 package nab
 
 import (
-	"fmt"
 	"math"
 	"time"
 )
@@ -36,12 +35,9 @@ type FileDetail struct {
 func Detail(files []File, labels map[string][]Window, p Profile, th float64) ([]FileDetail, error) {
 	out := make([]FileDetail, 0, len(files))
 	for _, f := range files {
-		ws, ok := labels[f.Key]
-		if !ok {
-			return nil, fmt.Errorf("nab: %s has no entry in the labels", f.Key)
-		}
-		if len(f.Times) != len(f.Scores) {
-			return nil, fmt.Errorf("nab: %s: %d timestamps but %d scores", f.Key, len(f.Times), len(f.Scores))
+		ws, err := fileWindows(f, labels)
+		if err != nil {
+			return nil, err
 		}
 		prob := Probation(len(f.Times))
 		d := FileDetail{Key: f.Key, Rows: len(f.Times), Probation: prob, Windows: make([]WindowDetail, len(ws))}

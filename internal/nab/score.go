@@ -164,6 +164,18 @@ func filePoints(f File, ws []Window, base int) []point {
 	return pts
 }
 
+// fileWindows returns the windows of f and checks that f has as many scores as timestamps.
+func fileWindows(f File, labels map[string][]Window) ([]Window, error) {
+	ws, ok := labels[f.Key]
+	if !ok {
+		return nil, fmt.Errorf("nab: %s has no entry in the labels", f.Key)
+	}
+	if len(f.Times) != len(f.Scores) {
+		return nil, fmt.Errorf("nab: %s: %d timestamps but %d scores", f.Key, len(f.Times), len(f.Scores))
+	}
+	return ws, nil
+}
+
 // Score scores a corpus under each profile: for every profile the threshold is chosen among the
 // distinct scores so that the corpus total is largest (ties: the higher threshold), then the total
 // is normalised with the null detector (−A_FN per window) and the perfect one (+A_TP per window).
@@ -173,12 +185,9 @@ func Score(files []File, labels map[string][]Window, profiles []Profile) ([]Resu
 	var pts []point
 	nWin := 0
 	for _, f := range files {
-		ws, ok := labels[f.Key]
-		if !ok {
-			return nil, fmt.Errorf("nab: %s has no entry in the labels", f.Key)
-		}
-		if len(f.Times) != len(f.Scores) {
-			return nil, fmt.Errorf("nab: %s: %d timestamps but %d scores", f.Key, len(f.Times), len(f.Scores))
+		ws, err := fileWindows(f, labels)
+		if err != nil {
+			return nil, err
 		}
 		seen[f.Key] = true
 		pts = append(pts, filePoints(f, ws, nWin)...)
