@@ -26,6 +26,10 @@ type EnsembleConfig struct {
 	// MinExcess floors the long-memory tail's mean excess, in nats of surprise (> 0). Default
 	// 0.2.
 	MinExcess float64
+	// Season is the weight of a sample in the dispersion of its member's statistic at that hour
+	// of the day, in [0,1); 0 disables the seasonal scaling. Default 0.1 (the last ~10 samples
+	// that fell in the same hour).
+	Season float64
 	// Warmup is the number of samples before the ensemble reports (≥ 31). Default 150.
 	Warmup int
 	// Refractory is the number of samples over which a reported peak fades (≥ 1): a surprise is
@@ -44,7 +48,7 @@ func DefaultEnsembleConfig() EnsembleConfig {
 	hw := DefaultHoltWintersConfig()
 	hw.Alpha, hw.GammaDay = 0.5, 0.5
 	return EnsembleConfig{Level: 0.98, Rate: 0.01, Memory: 0.002, History: 1e-4, Tail: 0.005,
-		MinExcess: 0.2, Warmup: 150, Refractory: 300, HoltWinters: hw, MAD: DefaultMADConfig()}
+		MinExcess: 0.2, Season: 0.1, Warmup: 150, Refractory: 300, HoltWinters: hw, MAD: DefaultMADConfig()}
 }
 
 // Validate reports the first invalid field of c.
@@ -62,6 +66,8 @@ func (c EnsembleConfig) Validate() error {
 		return fieldError("ensemble", "tail", c.Tail, "must be in (0,0.5)")
 	case !(c.MinExcess > 0 && c.MinExcess < math.Inf(1)):
 		return fieldError("ensemble", "min_excess", c.MinExcess, "must be finite and > 0")
+	case !(c.Season >= 0 && c.Season < 1):
+		return fieldError("ensemble", "season", c.Season, "must be in [0,1)")
 	case c.Warmup < potInit+1:
 		return fieldError("ensemble", "warmup", c.Warmup, "must be at least 31")
 	case c.Refractory < 1:
@@ -75,6 +81,45 @@ func (c EnsembleConfig) Validate() error {
 
 // potInit is the number of surprises a tail calibrator absorbs before it judges.
 const potInit = 30
+
+const (
+	seasonBins = 24 // hours of the day (UTC) of the seasonal dispersion
+	seasonClip = 6  // |z| enters the dispersions clipped at this
+)
+
+// seasonScale divides a member's statistic by how much more it disperses at this hour of the
+// day than overall, so that routinely turbulent hours (daily bursts of tweets or traffic, the
+// edges of a daily square wave) stop surprising while quiet hours are judged as before.
+type seasonScale struct {
+	hour [seasonBins]float64 // EW mean of min(|z|, seasonClip) per hour, weight Season
+	seen uint32              // hours visited
+	all  float64             // EW mean of min(|z|, seasonClip), weight max(Memory, 1/n)
+	n    int64
+}
+
+// scale returns z/max(1, D_h/D) for a sample in hour h (D_h and D before z is absorbed) and
+// absorbs z.
+func (s *seasonScale) scale(h int, z float64, cfg *EnsembleConfig) float64 {
+	if cfg.Season == 0 {
+		return z
+	}
+	if s.seen&(1<<h) == 0 {
+		s.seen |= 1 << h
+		s.hour[h] = s.all
+	}
+	a := min(math.Abs(z), seasonClip)
+	if s.hour[h] > s.all && s.all > 0 {
+		z *= s.all / s.hour[h]
+	}
+	s.n++
+	w := cfg.Memory
+	if float64(s.n)*w < 1 {
+		w = 1 / float64(s.n)
+	}
+	s.all += w * (a - s.all)
+	s.hour[h] += cfg.Season * (a - s.hour[h])
+	return z
+}
 
 // tailCalib turns one member's surprises into upper-tail probabilities (peaks over threshold).
 type tailCalib struct {
@@ -202,7 +247,16 @@ func (c *histCalib) fit(sd int, lim float64, cfg *EnsembleConfig) bool {
 // by side, turns each member's raw statistic into a calibrated tail probability and reports
 // the onset of an anomaly once; create it with NewEnsemble.
 //
-// Calibration: each member's surprise u_i = ln(1 + |z_i|), z_i its raw statistic, is judged
+// Seasonal scaling: before it is judged, each member's raw statistic z is divided by how much
+// more it disperses at this hour of the day (UTC, 24 buckets) than overall:
+//
+//	z ← z / max(1, D_h/D),   D_h ← D_h + Season·(min(|z|, 6) − D_h),   D ← D + w·(min(|z|, 6) − D)
+//
+// with w = max(Memory, 1/n), D_h and D taken before z is absorbed and D_h starting from D at
+// the hour's first visit. Routinely turbulent hours (daily bursts of tweets or traffic, the
+// edges of a daily square wave) thus stop surprising; quiet hours are judged unchanged.
+//
+// Calibration: each member's surprise u_i = ln(1 + |z_i|), z_i its (scaled) statistic, is judged
 // against that member's own history on this series twice, over a short and a long memory, and
 // the two verdicts (in nats, λ = −ln P) are averaged: λ_i = (λ_i^short + λ_i^long)/2. The short
 // one follows the current regime, the long one asks how rare the surprise is in the series'
@@ -247,15 +301,16 @@ func (c *histCalib) fit(sd int, lim float64, cfg *EnsembleConfig) bool {
 // Time: t is passed to the members (Holt–Winters uses it for its seasons). NaN/±Inf return
 // Score{} and change nothing.
 // Parameters and defaults (DefaultEnsembleConfig): Level 0.98, Rate 0.01, Memory 0.002,
-// History 1e-4, Tail 0.005, MinExcess 0.2, Warmup 150, Refractory 300, Holt–Winters with
-// Alpha 0.5 and GammaDay 0.5, default MAD. Memory: about 8 KiB, constant (the Holt–Winters
-// season arrays and the two histograms).
+// History 1e-4, Tail 0.005, MinExcess 0.2, Season 0.1, Warmup 150, Refractory 300, Holt–Winters with
+// Alpha 0.5 and GammaDay 0.5, default MAD. Memory: about 8.5 KiB, constant (the Holt–Winters
+// season arrays, the two histograms and the hourly dispersions).
 type Ensemble struct {
 	cfg  EnsembleConfig
 	hw   HoltWinters
 	mad  MAD
 	cal  [ensembleN]tailCalib
 	hist [ensembleN]histCalib
+	seas [ensembleN]seasonScale
 	n    int64
 	peak float64 // last reported λ
 	age  int64   // samples since it was reported
@@ -279,7 +334,8 @@ func (e *Ensemble) Observe(t int64, x float64) Score {
 	}
 	zh, _ := e.hw.step(t, x)
 	zm, _ := e.mad.step(x)
-	lh, lm := e.judge(0, zh), e.judge(1, zm)
+	h := bucket(t, hwDay, seasonBins)
+	lh, lm := e.judge(0, e.seas[0].scale(h, zh, &e.cfg)), e.judge(1, e.seas[1].scale(h, zm, &e.cfg))
 	lam := min(max(lh, lm), maxRaw)
 	e.n++
 	if e.n <= int64(e.cfg.Warmup) {

@@ -12,6 +12,7 @@ func TestEnsembleConfigValidate(t *testing.T) {
 		"memory":     func(c *EnsembleConfig) { c.Memory = math.NaN() },
 		"warmup":     func(c *EnsembleConfig) { c.Warmup = potInit },
 		"refractory": func(c *EnsembleConfig) { c.Refractory = 0 },
+		"season":     func(c *EnsembleConfig) { c.Season = 1 },
 		"member":     func(c *EnsembleConfig) { c.MAD.Rate = 2 },
 	}
 	if err := DefaultEnsembleConfig().Validate(); err != nil {
@@ -211,5 +212,73 @@ func TestLog1pFast(t *testing.T) {
 		if got, want := log1pFast(x), math.Log1p(x); math.Abs(got-want) > 1e-9 {
 			t.Fatalf("log1pFast(%g) = %.12g, math.Log1p = %.12g", x, got, want)
 		}
+	}
+}
+
+// TestSeasonScale: a statistic that routinely disperses 5× more at noon is divided by about 5
+// at noon and hardly at the other hours (only by the noise of a ~10-sample dispersion); Season
+// 0 leaves it alone everywhere.
+func TestSeasonScale(t *testing.T) {
+	cfg := DefaultEnsembleConfig()
+	var s seasonScale
+	r := newRand(7)
+	const step = int64(5 * 60 * 1e9)
+	noon := func(i int) bool { return bucket(t2026+int64(i)*step, hwDay, seasonBins) == 12 }
+	n := 20 * 288
+	for i := range n {
+		z := r.NormFloat64()
+		if noon(i) {
+			z *= 5
+		}
+		s.scale(bucket(t2026+int64(i)*step, hwDay, seasonBins), z, &cfg)
+	}
+	at := func(i int) float64 { // the divisor for z = 10 at sample i, without absorbing it
+		c := s
+		return 10 / c.scale(bucket(t2026+int64(i)*step, hwDay, seasonBins), 10, &cfg)
+	}
+	i := n
+	for !noon(i) {
+		i++
+	}
+	if d := at(i); d < 3 || d > 7 {
+		t.Errorf("divisor at noon %.2f, want about 5", d)
+	}
+	for h := 1; h < 12; h++ {
+		if d := at(i + 12*h); d > 1.5 {
+			t.Errorf("divisor %d hours after noon %.2f, want about 1", h, d)
+		}
+	}
+	cfg.Season = 0
+	if d := at(i); d != 1 {
+		t.Errorf("Season 0: divisor at noon %.2f, want 1", d)
+	}
+}
+
+// TestEnsembleQuietOnRoutineBurstHour: a series whose noise is 5× larger every day at noon
+// alarms less often once the ensemble has seen a few such days than without seasonal scaling.
+func TestEnsembleQuietOnRoutineBurstHour(t *testing.T) {
+	count := func(season float64) int {
+		cfg := DefaultEnsembleConfig()
+		cfg.Season = season
+		e := NewEnsemble(cfg)
+		r := newRand(11)
+		const step = int64(5 * 60 * 1e9)
+		alarms := 0
+		for i := range 14 * 288 {
+			ts := t2026 + int64(i)*step
+			x := 100 + r.NormFloat64()
+			if bucket(ts, hwDay, seasonBins) == 12 {
+				x += 4 * r.NormFloat64()
+			}
+			if s := e.Observe(ts, x); i >= 4*288 && s.Likelihood > 0.999 {
+				alarms++
+			}
+		}
+		return alarms
+	}
+	on, off := count(DefaultEnsembleConfig().Season), count(0)
+	t.Logf("alarms over 10 days: %d with seasonal scaling, %d without", on, off)
+	if on >= off || on > 3 {
+		t.Errorf("alarms over 10 days: %d with seasonal scaling, %d without", on, off)
 	}
 }
