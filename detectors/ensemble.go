@@ -3,7 +3,7 @@ package detectors
 import "math"
 
 // ensembleN is the number of member detectors of the ensemble.
-const ensembleN = 2
+const ensembleN = 3
 
 // EnsembleConfig parameterises the "vigil" ensemble. Start from DefaultEnsembleConfig.
 type EnsembleConfig struct {
@@ -36,19 +36,25 @@ type EnsembleConfig struct {
 	// reported only if it exceeds the last reported one, lowered linearly to 0 over Refractory
 	// samples. Default 300.
 	Refractory int
-	// HoltWinters and MAD configure the members.
+	// HoltWinters, MAD and Context configure the members (Context: the sequence-novelty
+	// member, see Context).
 	HoltWinters HoltWintersConfig
 	MAD         MADConfig
+	Context     ContextConfig
 }
 
 // DefaultEnsembleConfig returns the defaults listed on EnsembleConfig's fields; the Holt–Winters
 // member adapts faster than its standalone default (Alpha 0.5, GammaDay 0.5), the MAD member
-// runs with DefaultMADConfig.
+// runs with DefaultMADConfig, the context member with DefaultContextConfig but Orders 2 (runs
+// of 2 and 3 bins: as good on NAB as 3 or 4, half the work and table load of 4).
 func DefaultEnsembleConfig() EnsembleConfig {
 	hw := DefaultHoltWintersConfig()
 	hw.Alpha, hw.GammaDay = 0.5, 0.5
+	ctx := DefaultContextConfig()
+	ctx.Orders = 2
 	return EnsembleConfig{Level: 0.98, Rate: 0.01, Memory: 0.002, History: 1e-4, Tail: 0.005,
-		MinExcess: 0.2, Season: 0.1, Warmup: 150, Refractory: 300, HoltWinters: hw, MAD: DefaultMADConfig()}
+		MinExcess: 0.2, Season: 0.1, Warmup: 150, Refractory: 300, HoltWinters: hw, MAD: DefaultMADConfig(),
+		Context: ctx}
 }
 
 // Validate reports the first invalid field of c.
@@ -76,7 +82,10 @@ func (c EnsembleConfig) Validate() error {
 	if err := c.HoltWinters.Validate(); err != nil {
 		return err
 	}
-	return c.MAD.Validate()
+	if err := c.MAD.Validate(); err != nil {
+		return err
+	}
+	return c.Context.Validate()
 }
 
 // potInit is the number of surprises a tail calibrator absorbs before it judges.
@@ -133,7 +142,10 @@ type tailCalib struct {
 // tail model: λ = −ln(1−π) + (u − q)/e for u > q, else 0.
 func (c *tailCalib) logTailProb(u float64, cfg *EnsembleConfig) float64 {
 	c.n++
-	a := max(cfg.Memory, 1/float64(c.n))
+	a := cfg.Memory
+	if float64(c.n)*a < 1 { // the first 1/Memory surprises: the plain running mean
+		a = max(a, 1/float64(c.n))
+	}
 	d := u - c.mean
 	c.mean += a * d
 	c.dev += a * (math.Abs(d) - c.dev)
@@ -242,13 +254,15 @@ func (c *histCalib) fit(sd int, lim float64, cfg *EnsembleConfig) bool {
 	return true
 }
 
-// Ensemble is Vigil's default detector, registered as "vigil": it runs Holt–Winters (forecast
-// error against level, trend, daily and weekly seasons) and the robust median/MAD z-score side
-// by side, turns each member's raw statistic into a calibrated tail probability and reports
-// the onset of an anomaly once; create it with NewEnsemble.
+// Ensemble is Vigil's default detector, registered as "vigil": it runs three members side by
+// side, Holt–Winters (forecast error against level, trend, daily and weekly seasons), the
+// robust median/MAD z-score and the sequence-novelty detector Context (the smoothed share r of
+// runs of quantised values never seen before: contextual anomalies whose every value is in
+// range), turns each member's raw statistic into a calibrated tail probability and reports the
+// onset of an anomaly once; create it with NewEnsemble.
 //
-// Seasonal scaling: before it is judged, each member's raw statistic z is divided by how much
-// more it disperses at this hour of the day (UTC, 24 buckets) than overall:
+// Seasonal scaling: before it is judged, the raw statistic z of Holt–Winters and of MAD is
+// divided by how much more it disperses at this hour of the day (UTC, 24 buckets) than overall:
 //
 //	z ← z / max(1, D_h/D),   D_h ← D_h + Season·(min(|z|, 6) − D_h),   D ← D + w·(min(|z|, 6) − D)
 //
@@ -256,7 +270,15 @@ func (c *histCalib) fit(sd int, lim float64, cfg *EnsembleConfig) bool {
 // the hour's first visit. Routinely turbulent hours (daily bursts of tweets or traffic, the
 // edges of a daily square wave) thus stop surprising; quiet hours are judged unchanged.
 //
-// Calibration: each member's surprise u_i = ln(1 + |z_i|), z_i its (scaled) statistic, is judged
+// Surprise: u_i = ln(1 + |z_i|) for the (scaled) z-scores z_i of Holt–Winters and MAD, with the
+// sign of z_i; u_ctx = −ln(1 − r) for the context member (r ∈ [0,1] is a share, not a z-score,
+// and has no sign: all its surprises count as sign ≥ 0), read from a table in steps of 1/1024
+// of r and capped at −ln 10⁻³ ≈ 6.9. −ln(1 − r) is the information, in nats, of "every recent
+// run was familiar" failing to the extent r; it grows without bound as r → 1 like ln(1 + |z|)
+// as |z| grows, and keeps the top of r's range spread out for the exponential tail models
+// below. The context member is judged from its own warm-up's end (Context.Warmup samples) on.
+//
+// Calibration: each member's surprise u_i is judged
 // against that member's own history on this series twice, over a short and a long memory, and
 // the two verdicts (in nats, λ = −ln P) are averaged: λ_i = (λ_i^short + λ_i^long)/2. The short
 // one follows the current regime, the long one asks how rare the surprise is in the series'
@@ -301,16 +323,19 @@ func (c *histCalib) fit(sd int, lim float64, cfg *EnsembleConfig) bool {
 // Time: t is passed to the members (Holt–Winters uses it for its seasons). NaN/±Inf return
 // Score{} and change nothing.
 // Parameters and defaults (DefaultEnsembleConfig): Level 0.98, Rate 0.01, Memory 0.002,
-// History 1e-4, Tail 0.005, MinExcess 0.2, Season 0.1, Warmup 150, Refractory 300, Holt–Winters with
-// Alpha 0.5 and GammaDay 0.5, default MAD. Memory: about 8.5 KiB, constant (the Holt–Winters
-// season arrays, the two histograms and the hourly dispersions).
+// History 1e-4, Tail 0.005, MinExcess 0.2, Season 0.1, Warmup 150, Refractory 300,
+// Holt–Winters with Alpha 0.5 and GammaDay 0.5, default MAD, default Context with Orders 2.
+// Memory: about 32 KiB, constant: the context member's 16 KiB table of counters and 4 KiB
+// warm-up buffer, the Holt–Winters season arrays (4 KiB), the three members' histograms
+// (6 KiB) and the hourly dispersions.
 type Ensemble struct {
 	cfg  EnsembleConfig
 	hw   HoltWinters
 	mad  MAD
+	ctx  Context
 	cal  [ensembleN]tailCalib
 	hist [ensembleN]histCalib
-	seas [ensembleN]seasonScale
+	seas [2]seasonScale // Holt–Winters and MAD
 	n    int64
 	peak float64 // last reported λ
 	age  int64   // samples since it was reported
@@ -335,8 +360,11 @@ func (e *Ensemble) Observe(t int64, x float64) Score {
 	zh, _ := e.hw.step(t, x)
 	zm, _ := e.mad.step(x)
 	h := bucket(t, hwDay, seasonBins)
-	lh, lm := e.judge(0, e.seas[0].scale(h, zh, &e.cfg)), e.judge(1, e.seas[1].scale(h, zm, &e.cfg))
-	lam := min(max(lh, lm), maxRaw)
+	lam := max(e.judge(0, e.seas[0].scale(h, zh, &e.cfg)), e.judge(1, e.seas[1].scale(h, zm, &e.cfg)))
+	if r, ok := e.ctx.novelty(x); ok {
+		lam = max(lam, e.judgeU(2, ctxSurprise[int(r*ctxSurpriseSteps)], 0))
+	}
+	lam = min(lam, maxRaw)
 	e.n++
 	if e.n <= int64(e.cfg.Warmup) {
 		return Score{}
@@ -354,13 +382,29 @@ func (e *Ensemble) Observe(t int64, x float64) Score {
 // judge returns member i's surprise λ_i for its raw statistic z (short and long memory
 // averaged) and lets both calibrators absorb it.
 func (e *Ensemble) judge(i int, z float64) float64 {
-	u := log1pFast(math.Abs(z))
 	sd := 0
 	if z < 0 {
 		sd = 1
 	}
+	return e.judgeU(i, log1pFast(math.Abs(z)), sd)
+}
+
+// judgeU returns member i's surprise λ_i for the surprise u ≥ 0 of a statistic of sign sd.
+func (e *Ensemble) judgeU(i int, u float64, sd int) float64 {
 	return 0.5 * (e.cal[i].logTailProb(u, &e.cfg) + e.hist[i].logTailProb(u, sd, &e.cfg))
 }
+
+// ctxSurpriseSteps is the resolution of the context member's surprise table.
+const ctxSurpriseSteps = 1024
+
+// ctxSurprise[i] = −ln(1 − i/ctxSurpriseSteps), the last entry −ln(1e-3): the context member's
+// surprise u for a novelty share r in [i, i+1)/ctxSurpriseSteps.
+var ctxSurprise = func() (u [ctxSurpriseSteps + 1]float64) {
+	for i := range u {
+		u[i] = -math.Log(max(1-float64(i)/ctxSurpriseSteps, 1e-3))
+	}
+	return u
+}()
 
 // log1pFast returns ln(1 + a) for finite a ≥ 0 with an absolute error below 1e-9 (the rounding
 // of 1 + a aside), a few times faster than math.Log1p: 1 + a = m·2^k with m in [√½, √2),
@@ -396,6 +440,7 @@ func (e *Ensemble) Reset() {
 	*e = Ensemble{cfg: e.cfg}
 	e.hw = *NewHoltWinters(e.cfg.HoltWinters)
 	e.mad = *NewMAD(e.cfg.MAD)
+	e.ctx = *NewContext(e.cfg.Context)
 }
 
 func init() {

@@ -145,9 +145,9 @@ func (h *HoltWinters) step(t int64, x float64) (float64, bool) {
 		if h.dt == 0 {
 			h.dt = gap
 		} else {
-			h.dt += 0.1 * (math.Max(h.dt/4, math.Min(4*h.dt, gap)) - h.dt)
+			h.dt += 0.1 * (max(h.dt/4, min(4*h.dt, gap)) - h.dt)
 		}
-		k = math.Min(gap/h.dt, hwMaxSteps)
+		k = min(gap/h.dt, hwMaxSteps)
 	}
 	d, w := bucket(t, hwDay, hwDayBins), bucket(t, hwWeek, hwWeekBins)
 	phik := math.Pow(h.cfg.Phi, k)
@@ -157,14 +157,14 @@ func (h *HoltWinters) step(t int64, x float64) (float64, bool) {
 	}
 	lvl := h.level + h.b*damp
 	e := x - (lvl + h.day[d] + h.week[w])
-	sigma := math.Max(1.2533*h.mae, math.Max(h.cfg.RelFloor*math.Abs(h.level), h.cfg.AbsFloor))
+	sigma := max(1.2533*h.mae, max(h.cfg.RelFloor*math.Abs(h.level), h.cfg.AbsFloor))
 	warm := h.n >= int64(h.cfg.Warmup)
 	var z float64
 	eps := e
 	if warm {
-		z = math.Max(-maxRaw, math.Min(maxRaw, e/sigma))
+		z = max(-maxRaw, min(maxRaw, e/sigma))
 		lim := h.cfg.Clip * sigma
-		eps = math.Max(-lim, math.Min(lim, e))
+		eps = max(-lim, min(lim, e))
 	}
 	a := h.cfg.Alpha
 	if !finite(e) || !finite(lvl+a*eps) {
@@ -173,8 +173,8 @@ func (h *HoltWinters) step(t int64, x float64) (float64, bool) {
 	h.level = lvl + a*eps
 	h.b = phik*h.b + a*h.cfg.Beta*eps
 	if gap > 0 {
-		gd := h.cfg.GammaDay * math.Min(1, gap/float64(hwDay/hwDayBins))
-		gw := h.cfg.GammaWeek * math.Min(1, gap/float64(hwWeek/hwWeekBins))
+		gd := h.cfg.GammaDay * min(1, gap/float64(hwDay/hwDayBins))
+		gw := h.cfg.GammaWeek * min(1, gap/float64(hwWeek/hwWeekBins))
 		if h.seen[d/64]&(1<<(d%64)) == 0 && h.cfg.GammaDay > 0 {
 			h.seen[d/64] |= 1 << (d % 64)
 			gd = 1
@@ -183,9 +183,9 @@ func (h *HoltWinters) step(t int64, x float64) (float64, bool) {
 		h.week[w] += gw * (1 - a) * eps
 	}
 	if warm {
-		h.mae += hwMAEWeight * (math.Min(math.Abs(e), h.cfg.Clip*sigma) - h.mae)
+		h.mae += hwMAEWeight * (min(math.Abs(e), h.cfg.Clip*sigma) - h.mae)
 	} else {
-		h.mae += math.Max(hwMAEWeight, 1/float64(h.n)) * (math.Abs(e) - h.mae)
+		h.mae += max(hwMAEWeight, 1/float64(h.n)) * (math.Abs(e) - h.mae)
 	}
 	h.last = max(h.last, t)
 	h.n++

@@ -103,10 +103,10 @@ func (m *MAD) step(x float64) (float64, bool) {
 	}
 	d := m.scale()
 	z := (x - m.m) / (1.4826 * d)
-	z = math.Max(-maxRaw, math.Min(maxRaw, z))
+	z = max(-maxRaw, min(maxRaw, z))
 	med, mad := medianMADStep(m.m, m.d, x, m.cfg.Rate*d)
 	if finite(med) && finite(mad) {
-		m.m, m.d = med, math.Max(mad, 0)
+		m.m, m.d = med, max(mad, 0)
 		m.n++
 	}
 	return z, true
@@ -131,7 +131,7 @@ func medianMADStep(med, mad, x, step float64) (float64, float64) {
 }
 
 func (m *MAD) scale() float64 {
-	return math.Max(m.d, math.Max(m.cfg.RelFloor*math.Abs(m.m), m.cfg.AbsFloor))
+	return max(m.d, max(m.cfg.RelFloor*math.Abs(m.m), m.cfg.AbsFloor))
 }
 
 // Median returns the current median estimate.
