@@ -45,8 +45,9 @@ type EnsembleConfig struct {
 
 // DefaultEnsembleConfig returns the defaults listed on EnsembleConfig's fields; the Holt–Winters
 // member adapts faster than its standalone default (Alpha 0.5, GammaDay 0.5), the MAD member
-// runs with DefaultMADConfig, the context member with DefaultContextConfig but Orders 2 (runs
-// of 2 and 3 bins: as good on NAB as 3 or 4, half the work and table load of 4).
+// runs with DefaultMADConfig, the context member with
+// DefaultContextConfig but Orders 2 (runs of 2 and 3 bins: as good on NAB as 3 or 4, half the
+// work and table load of 4).
 func DefaultEnsembleConfig() EnsembleConfig {
 	hw := DefaultHoltWintersConfig()
 	hw.Alpha, hw.GammaDay = 0.5, 0.5
@@ -324,7 +325,8 @@ func (c *histCalib) fit(sd int, lim float64, cfg *EnsembleConfig) bool {
 // Score{} and change nothing.
 // Parameters and defaults (DefaultEnsembleConfig): Level 0.98, Rate 0.01, Memory 0.002,
 // History 1e-4, Tail 0.005, MinExcess 0.2, Season 0.1, Warmup 150, Refractory 300,
-// Holt–Winters with Alpha 0.5 and GammaDay 0.5, default MAD, default Context with Orders 2.
+// Holt–Winters with Alpha 0.5 and GammaDay 0.5, default MAD (its resolution floor keeps its z
+// finite and meaningful on count data), default Context with Orders 2.
 // Memory: about 32 KiB, constant: the context member's 16 KiB table of counters and 4 KiB
 // warm-up buffer, the Holt–Winters season arrays (4 KiB), the three members' histograms
 // (6 KiB) and the hourly dispersions.

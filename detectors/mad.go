@@ -13,11 +13,14 @@ type MADConfig struct {
 	RelFloor float64
 	// AbsFloor is the smallest MAD in the series' units (> 0). Default 1e-6.
 	AbsFloor float64
+	// ResFloor is the smallest MAD relative to the series' resolution r, the smallest positive
+	// difference between consecutive samples seen so far (≥ 0; 0 disables). Default 0.5.
+	ResFloor float64
 }
 
 // DefaultMADConfig returns the defaults listed on MADConfig's fields.
 func DefaultMADConfig() MADConfig {
-	return MADConfig{Rate: 0.02, Warmup: 30, RelFloor: 1e-3, AbsFloor: 1e-6}
+	return MADConfig{Rate: 0.02, Warmup: 30, RelFloor: 1e-3, AbsFloor: 1e-6, ResFloor: 0.5}
 }
 
 // Validate reports the first invalid field of c.
@@ -31,6 +34,8 @@ func (c MADConfig) Validate() error {
 		return fieldError("mad", "rel_floor", c.RelFloor, "must be finite and ≥ 0")
 	case !(c.AbsFloor > 0 && c.AbsFloor < math.Inf(1)):
 		return fieldError("mad", "abs_floor", c.AbsFloor, "must be finite and > 0")
+	case !(c.ResFloor >= 0 && c.ResFloor < math.Inf(1)):
+		return fieldError("mad", "res_floor", c.ResFloor, "must be finite and ≥ 0")
 	}
 	return nil
 }
@@ -44,28 +49,40 @@ func (c MADConfig) Validate() error {
 //
 // Maths: both quantiles are tracked by stochastic approximation (Robbins–Monro; the "frugal"
 // streaming quantile), with a step proportional to the current scale so the estimate is
-// unit-free. With m the median, d the MAD, d_eff = max(d, RelFloor·|m|, AbsFloor), per finite x:
+// unit-free. With m the median, d the MAD, r the resolution (below) and
+// d_eff = max(d, ResFloor·r, RelFloor·|m|, AbsFloor), per finite x:
 //
 //	z = (x − m) / (1.4826·d_eff)            computed before the update (1.4826: σ of a normal)
 //	Raw = z (clamped to ±1e9); Likelihood = erf(|z|/√2)
 //	m ← m + Rate·d_eff·sign(x − m)
 //	d ← d + Rate·d_eff·(1{|x − m| > d} − ½)·2
+//	r ← min(r, |x − x_prev|) if |x − x_prev| > 0         after scoring x
 //
 // At equilibrium P(x > m) = ½ and P(|x − m| > d) = ½, i.e. m is the median and d the MAD of
 // the recent distribution. m moves at most Rate·d_eff per sample, whatever x is, and d changes
 // by at most a factor 1 ± Rate per sample, so after a level shift of k MADs the estimates catch
 // up geometrically in about ln(k)/Rate samples.
 //
+// Resolution floor: on quantised data (counts, rounded readings) more than half of the samples
+// often equal the median, so the MAD falls to 0 and, without a floor tied to the data, every
+// step of one unit would score like a catastrophe (z ~ 1e6) and the median, which moves by
+// Rate·d_eff, would freeze. The resolution r, the smallest positive change between consecutive
+// samples, is the data's quantum; a value known only to ±r/2 has a MAD of at least about r/2,
+// hence ResFloor 0.5. On continuous data r is tiny and the floor never binds. r is lowered only
+// after x is scored, so the first change of a flat line still scores in full.
+//
 // Warm-up: the first Warmup samples give exact running mean and deviation (Welford), which seed
 // m = mean and d = 0.6745·deviation; Score{} is returned meanwhile.
 // Time: sample-based; t is ignored. NaN/±Inf observations return Score{} and change nothing.
 // Parameters and defaults (DefaultMADConfig): Rate 0.02, Warmup 30, RelFloor 1e-3,
-// AbsFloor 1e-6. Memory: about 80 bytes, constant.
+// AbsFloor 1e-6, ResFloor 0.5. Memory: about 100 bytes, constant.
 type MAD struct {
 	cfg  MADConfig
 	m, d float64
 	w    float64 // Welford sum of squares during the warm-up
 	n    int64
+	prev float64 // previous finite sample
+	res  float64 // smallest positive |x − prev| seen; 0 until a change is seen
 }
 
 // NewMAD returns a detector with the given configuration. It panics if cfg.Validate fails.
@@ -91,6 +108,7 @@ func (m *MAD) step(x float64) (float64, bool) {
 		return 0, false
 	}
 	if m.n < int64(m.cfg.Warmup) {
+		m.absorbRes(x)
 		n := float64(m.n + 1)
 		dm := x - m.m
 		mean := m.m + dm/n
@@ -109,6 +127,7 @@ func (m *MAD) step(x float64) (float64, bool) {
 		m.m, m.d = med, max(mad, 0)
 		m.n++
 	}
+	m.absorbRes(x)
 	return z, true
 }
 
@@ -131,7 +150,16 @@ func medianMADStep(med, mad, x, step float64) (float64, float64) {
 }
 
 func (m *MAD) scale() float64 {
-	return max(m.d, max(m.cfg.RelFloor*math.Abs(m.m), m.cfg.AbsFloor))
+	return max(m.d, m.cfg.ResFloor*m.res, m.cfg.RelFloor*math.Abs(m.m), m.cfg.AbsFloor)
+}
+
+// absorbRes lowers the resolution r to |x − prev| if that is positive, finite and smaller, and
+// remembers x as prev. The first sample only sets prev.
+func (m *MAD) absorbRes(x float64) {
+	if c := math.Abs(x - m.prev); m.n > 0 && c > 0 && c < math.Inf(1) && (m.res == 0 || c < m.res) {
+		m.res = c
+	}
+	m.prev = x
 }
 
 // Median returns the current median estimate.
