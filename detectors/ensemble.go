@@ -32,6 +32,11 @@ type EnsembleConfig struct {
 	Season float64
 	// Warmup is the number of samples before the ensemble reports (≥ 31). Default 150.
 	Warmup int
+	// Corroboration is the penalty, in nats, on a surprise seen by only one of the two views of
+	// the series: the values' (Holt–Winters and MAD) when the context member is not in its tail,
+	// and the context member's when neither value member is, in [0,∞); 0 disables it.
+	// Default 1.
+	Corroboration float64
 	// Refractory is the number of samples over which a reported peak fades (≥ 1): a surprise is
 	// reported only if it exceeds the last reported one, lowered linearly to 0 over Refractory
 	// samples. Default 300.
@@ -54,8 +59,8 @@ func DefaultEnsembleConfig() EnsembleConfig {
 	ctx := DefaultContextConfig()
 	ctx.Orders = 2
 	return EnsembleConfig{Level: 0.98, Rate: 0.01, Memory: 0.002, History: 1e-4, Tail: 0.005,
-		MinExcess: 0.2, Season: 0.1, Warmup: 150, Refractory: 300, HoltWinters: hw, MAD: DefaultMADConfig(),
-		Context: ctx}
+		MinExcess: 0.2, Season: 0.1, Corroboration: 1, Warmup: 150, Refractory: 300, HoltWinters: hw,
+		MAD: DefaultMADConfig(), Context: ctx}
 }
 
 // Validate reports the first invalid field of c.
@@ -75,6 +80,8 @@ func (c EnsembleConfig) Validate() error {
 		return fieldError("ensemble", "min_excess", c.MinExcess, "must be finite and > 0")
 	case !(c.Season >= 0 && c.Season < 1):
 		return fieldError("ensemble", "season", c.Season, "must be in [0,1)")
+	case !(c.Corroboration >= 0 && c.Corroboration < math.Inf(1)):
+		return fieldError("ensemble", "corroboration", c.Corroboration, "must be finite and ≥ 0")
 	case c.Warmup < potInit+1:
 		return fieldError("ensemble", "warmup", c.Warmup, "must be at least 31")
 	case c.Refractory < 1:
@@ -307,7 +314,17 @@ func (c *histCalib) fit(sd int, lim float64, cfg *EnsembleConfig) bool {
 // and 0 below. A sign with less than Tail·W in all is fitted on both signs pooled. The
 // surprise is judged before it is absorbed.
 //
-// Combination: λ = max_i λ_i. A member that is noisy on a series (heavy tail, large e_i, E_i)
+// Combination: the members look at the series in two ways, its values (Holt–Winters, MAD:
+// λ_v = max(λ_HW, λ_MAD)) and its sequence of shapes (context: λ_c), and a surprise that only
+// one view sees is weaker evidence than one both see (a z-score outlier whose run of bins has
+// been seen before, a novel run of routine values), so it pays Corroboration = D nats:
+//
+//	λ = max(λ_v, λ_c)        if λ_v > 0 and λ_c > 0
+//	λ = max(0, λ_v − D)      if λ_c = 0
+//	λ = max(0, λ_c − D)      if λ_v = 0
+//
+// (λ_i = 0 means member i is below both of its tail thresholds). Before the context member
+// has warmed up, λ = λ_v. A member that is noisy on a series (heavy tail, large e_i, E_i)
 // needs a much larger surprise to produce the same λ as one that is normally quiet.
 //
 // Reporting (non-maximum suppression): a surprise is reported only if it exceeds the last
@@ -324,9 +341,9 @@ func (c *histCalib) fit(sd int, lim float64, cfg *EnsembleConfig) bool {
 // Time: t is passed to the members (Holt–Winters uses it for its seasons). NaN/±Inf return
 // Score{} and change nothing.
 // Parameters and defaults (DefaultEnsembleConfig): Level 0.98, Rate 0.01, Memory 0.002,
-// History 1e-4, Tail 0.005, MinExcess 0.2, Season 0.1, Warmup 150, Refractory 300,
-// Holt–Winters with Alpha 0.5 and GammaDay 0.5, default MAD (its resolution floor keeps its z
-// finite and meaningful on count data), default Context with Orders 2.
+// History 1e-4, Tail 0.005, MinExcess 0.2, Season 0.1, Corroboration 1, Warmup 150,
+// Refractory 300, Holt–Winters with Alpha 0.5 and GammaDay 0.5, default MAD (its resolution
+// floor keeps its z finite and meaningful on count data), default Context with Orders 2.
 // Memory: about 32 KiB, constant: the context member's 16 KiB table of counters and 4 KiB
 // warm-up buffer, the Holt–Winters season arrays (4 KiB), the three members' histograms
 // (6 KiB) and the hourly dispersions.
@@ -364,7 +381,7 @@ func (e *Ensemble) Observe(t int64, x float64) Score {
 	h := bucket(t, hwDay, seasonBins)
 	lam := max(e.judge(0, e.seas[0].scale(h, zh, &e.cfg)), e.judge(1, e.seas[1].scale(h, zm, &e.cfg)))
 	if r, ok := e.ctx.novelty(x); ok {
-		lam = max(lam, e.judgeU(2, ctxSurprise[int(r*ctxSurpriseSteps)], 0))
+		lam = corroborate(lam, e.judgeU(2, ctxSurprise[int(r*ctxSurpriseSteps)], 0), e.cfg.Corroboration)
 	}
 	lam = min(lam, maxRaw)
 	e.n++
@@ -379,6 +396,18 @@ func (e *Ensemble) Observe(t int64, x float64) Score {
 		e.age++
 	}
 	return s
+}
+
+// corroborate combines the values' surprise lv = max(λ_HW, λ_MAD) and the context member's lc:
+// the larger of the two if both are in their tails (> 0), else the one that is, less d.
+func corroborate(lv, lc, d float64) float64 {
+	switch {
+	case lc == 0:
+		return max(0, lv-d)
+	case lv == 0:
+		return max(0, lc-d)
+	}
+	return max(lv, lc)
 }
 
 // judge returns member i's surprise λ_i for its raw statistic z (short and long memory

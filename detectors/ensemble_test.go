@@ -13,6 +13,8 @@ func TestEnsembleConfigValidate(t *testing.T) {
 		"warmup":     func(c *EnsembleConfig) { c.Warmup = potInit },
 		"refractory": func(c *EnsembleConfig) { c.Refractory = 0 },
 		"season":     func(c *EnsembleConfig) { c.Season = 1 },
+		"corrob<0":   func(c *EnsembleConfig) { c.Corroboration = -0.5 },
+		"corrobNaN":  func(c *EnsembleConfig) { c.Corroboration = math.NaN() },
 		"member":     func(c *EnsembleConfig) { c.MAD.Rate = 2 },
 	}
 	if err := DefaultEnsembleConfig().Validate(); err != nil {
@@ -198,6 +200,56 @@ func TestEnsembleRoutineSpikes(t *testing.T) {
 	}
 	if late > 2 {
 		t.Errorf("%d of the last 12 routine spikes reported above 0.9999, want ≤ 2", late)
+	}
+}
+
+// TestCorroborate: a surprise seen by both views counts in full, one seen by a single view pays
+// d nats (never below 0), and d = 0 is the plain maximum.
+func TestCorroborate(t *testing.T) {
+	for _, c := range []struct{ lv, lc, d, want float64 }{
+		{8, 3, 1, 8}, {3, 8, 1, 8}, // both views surprised: the larger
+		{8, 0, 1, 7}, {0, 8, 1, 7}, // one view only: less d
+		{0.5, 0, 1, 0}, {0, 0.5, 1, 0}, {0, 0, 1, 0}, // never negative
+		{8, 0, 0, 8}, {0, 8, 0, 8}, {8, 3, 0, 8}, // d = 0: the maximum
+	} {
+		if got := corroborate(c.lv, c.lc, c.d); got != c.want {
+			t.Errorf("corroborate(%g, %g, %g) = %g, want %g", c.lv, c.lc, c.d, got, c.want)
+		}
+	}
+}
+
+// TestEnsembleCorroborationQuieter: on heavy-tailed noise without anomalies (Student-t-like
+// outliers among familiar sequences), the default Corroboration alarms less often than none,
+// while a level shift to never-seen values is still reported.
+func TestEnsembleCorroborationQuieter(t *testing.T) {
+	run := func(d float64) (alarms int, shift float64) {
+		cfg := DefaultEnsembleConfig()
+		cfg.Corroboration = d
+		e := NewEnsemble(cfg)
+		r := newRand(13)
+		for i := range 12000 {
+			x := 100 + r.NormFloat64()/math.Max(0.05, math.Abs(r.NormFloat64()))
+			if i >= 11000 {
+				x += 500
+			}
+			s := e.Observe(t2026+int64(i)*int64(synStep), x)
+			if i >= 1000 && i < 11000 && s.Likelihood > 0.999 {
+				alarms++
+			}
+			if i == 11000 {
+				shift = s.Likelihood
+			}
+		}
+		return alarms, shift
+	}
+	on, shiftOn := run(DefaultEnsembleConfig().Corroboration)
+	off, _ := run(0)
+	t.Logf("alarms over 10000 noise samples: %d with corroboration, %d without; shift %.6f", on, off, shiftOn)
+	if on >= off {
+		t.Errorf("alarms: %d with corroboration, %d without, want fewer", on, off)
+	}
+	if !(shiftOn > 0.9999) {
+		t.Errorf("level shift: likelihood %.6f, want > 0.9999", shiftOn)
 	}
 }
 
