@@ -129,6 +129,7 @@ func (c *Controller) writeMetrics(w io.Writer) {
 		{"vigil_anomalies_total", "Anomaly events recorded.", float64(s.Anomalies.Load())},
 		{"vigil_predictions_total", "Forecast predictions started.", float64(s.Predictions.Load())},
 		{"vigil_rule_evaluation_rounds_total", "Rule evaluation rounds.", float64(s.Evaluations.Load())},
+		{"vigil_rule_triggered_rounds_total", "Evaluations of the rules whose series took samples, right after telemetry.", float64(s.TriggeredRounds.Load())},
 		{"vigil_rule_evaluation_seconds_total", "Time spent evaluating rules.", float64(s.EvalNanoseconds.Load()) / 1e9},
 		{"vigil_rule_reloads_total", "Successful rule reloads.", float64(s.RuleReloads.Load())},
 		{"vigil_rule_reload_errors_total", "Rule reloads refused because the files did not load.", float64(s.RuleLoadErrors.Load())},
@@ -192,7 +193,8 @@ func (c *Controller) writeRuleMetrics(w io.Writer) {
 		name, help string
 		v          func(r *rules.RuleStats) float64
 	}{
-		{"vigil_rule_evaluations_total", "Evaluations of a rule (one per subject per round).", func(r *rules.RuleStats) float64 { return float64(r.Evaluations) }},
+		{"vigil_rule_evaluations_total", "Evaluations of a rule (one per subject per round, and those after new data).", func(r *rules.RuleStats) float64 { return float64(r.Evaluations) }},
+		{"vigil_rule_triggered_evaluations_total", "Evaluations of a rule made right after its series took samples (part of vigil_rule_evaluations_total).", func(r *rules.RuleStats) float64 { return float64(r.Triggered) }},
 		{"vigil_rule_errors_total", "Evaluations that failed with a runtime error.", func(r *rules.RuleStats) float64 { return float64(r.Errors) }},
 		{"vigil_rule_nodata_total", "Evaluations that found no data.", func(r *rules.RuleStats) float64 { return float64(r.NoData) }},
 		{"vigil_rule_transitions_total", "State changes of a rule on its subjects.", func(r *rules.RuleStats) float64 { return float64(r.Transitions) }},

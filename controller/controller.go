@@ -65,6 +65,7 @@ type Stats struct {
 	Anomalies, Predictions       atomic.Uint64
 	RuleLoadErrors, RuleReloads  atomic.Uint64
 	Evaluations, EvalNanoseconds atomic.Uint64
+	TriggeredRounds              atomic.Uint64 // evaluateChanged calls that had new data
 }
 
 // New builds a controller over an established NATS connection. rules is
@@ -245,7 +246,9 @@ func (c *Controller) ingest(ctx context.Context, cons jetstream.Consumer, out ch
 // loop is the owner goroutine: telemetry, rule evaluation, forecasts.
 func (c *Controller) loop(ctx context.Context, msgs <-chan jetstream.Msg) error {
 	// Groups have their own intervals; the engine evaluates those that are
-	// due, so a fine tick only bounds how late an evaluation can be.
+	// due, so a fine tick only bounds how late an evaluation can be. The
+	// rules reading a series that took samples are also evaluated right
+	// after the telemetry (evaluateChanged), without waiting for a round.
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	fc := time.NewTicker(time.Second)
@@ -256,6 +259,8 @@ func (c *Controller) loop(ctx context.Context, msgs <-chan jetstream.Msg) error 
 			return nil
 		case m := <-msgs:
 			c.handle(m)
+			c.handleQueued(ctx, msgs)
+			c.evaluateChanged(c.now())
 		case <-tick.C:
 			c.evaluate(c.now())
 		case <-fc.C:
@@ -265,6 +270,24 @@ func (c *Controller) loop(ctx context.Context, msgs <-chan jetstream.Msg) error 
 		case out := <-c.statusReq:
 			out <- c.snapshot(c.now())
 		}
+	}
+}
+
+// coalesceFor bounds how long the owner keeps handling telemetry that is
+// already queued before it evaluates the rules whose data changed: under
+// load one evaluation covers several batches, and a sample waits at most
+// this (and the batch being handled) for its rules.
+const coalesceFor = 5 * time.Millisecond
+
+// handleQueued handles the telemetry messages already queued, for up to
+// coalesceFor.
+func (c *Controller) handleQueued(ctx context.Context, msgs <-chan jetstream.Msg) {
+	if len(msgs) == 0 {
+		return
+	}
+	deadline := time.Now().Add(coalesceFor)
+	for len(msgs) > 0 && ctx.Err() == nil && time.Now().Before(deadline) {
+		c.handle(<-msgs)
 	}
 }
 

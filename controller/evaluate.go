@@ -23,6 +23,21 @@ func (c *Controller) evaluate(now time.Time) {
 	}
 }
 
+// evaluateChanged evaluates, right after telemetry was handled, the rules
+// that read a series which took samples since the last call
+// (rules.Engine.EvalChanged); the rounds of evaluate remain the schedule.
+func (c *Controller) evaluateChanged(now time.Time) {
+	if len(c.store.changed) == 0 {
+		return
+	}
+	start := time.Now()
+	c.store.syncWindows(c.engine)
+	c.engine.EvalChanged(now, c.store, storeChanges{c.store}, c.onTransition, c.onIntent)
+	c.store.nextPass()
+	c.stats.TriggeredRounds.Add(1)
+	c.stats.EvalNanoseconds.Add(uint64(time.Since(start)))
+}
+
 func (c *Controller) onTransition(t rules.Transition) {
 	r := t.Rule
 	state := t.To.String()

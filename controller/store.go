@@ -28,6 +28,7 @@ type series struct {
 	preds              []prediction // one per forecast watch selecting it
 	gauge              bool         // has decreased (not a counter reset): see detectorInput
 	win                *sampleRing  // recent samples, only if a rule reads a window of it (store_window.go)
+	pass               uint64       // the store's pass when it last took a sample (store_changes.go)
 }
 
 func (s *series) name() string { return s.measurement + "." + s.field }
@@ -51,6 +52,11 @@ type host struct {
 	// len(ordered) is unchanged.
 	matchN  int
 	matches map[*rules.Selector][]*series
+	// pass: the store's pass when a series of the host last took a sample;
+	// tagSubjects: the service and model subjects its series belong to
+	// (store_changes.go).
+	pass        uint64
+	tagSubjects []tagRef
 }
 
 // store holds every host's series. It is owned by the controller's state
@@ -66,10 +72,12 @@ type store struct {
 	// anomalyHold: how long Anomaly keeps a series' highest likelihood (detectors.anomaly_hold).
 	anomalyHold time.Duration
 	ext         *storeExt // scopes, labels, gaps, windows (store_scope.go)
+	pass        uint64    // the current pass of changes, from 1 (store_changes.go)
+	changed     []*host   // hosts with a series that took a sample in this pass
 }
 
 func newStore(newDet func() detectors.Detector, newFc func() detectors.Forecaster, watches []ForecastConfig) *store {
-	return &store{hosts: map[string]*host{}, newDet: newDet, newFc: newFc, watches: watches, maxSerie: 100000}
+	return &store{hosts: map[string]*host{}, newDet: newDet, newFc: newFc, watches: watches, maxSerie: 100000, pass: 1}
 }
 
 func (st *store) host(name string) *host {
@@ -113,6 +121,11 @@ func (st *store) observe(h *host, p *wire.PointView, f *wire.FieldView, x float6
 	}
 	if t < s.lastT { // out of order: keep latest, do not feed the models
 		return s, true
+	}
+	s.pass = st.pass
+	if h.pass != st.pass {
+		h.pass = st.pass
+		st.changed = append(st.changed, h)
 	}
 	if in, ok := s.detectorInput(t, x); ok {
 		s.score = s.det.Observe(t, in)

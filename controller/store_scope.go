@@ -103,6 +103,9 @@ func (st *store) indexSeries(h *host, s *series) {
 			x.tagNames[tag] = nil
 		}
 		ts.series = append(ts.series, s)
+		if !ts.hosts[h.name] {
+			h.tagSubjects = append(h.tagSubjects, tagRef{tag: tag, value: v})
+		}
 		ts.hosts[h.name] = true
 		for _, t := range s.tags {
 			if rules.IsIdentityTag(t.Key) && t.Key != tag {

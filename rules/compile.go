@@ -30,9 +30,17 @@ type exprProblem struct {
 	msg    string
 }
 
+// exprReads is what an expression reads, found at compile time.
+type exprReads struct {
+	sels  []*Selector  // every selector argument, in order of first use
+	wins  []WindowNeed // selectors read over a window, with their longest window
+	own   []*Selector  // series of the subject itself the functions read (not fleet functions')
+	fleet bool         // a fleet function is called: the answer depends on other hosts
+}
+
 // compileExpr compiles src as a bool condition whose functions read ctx.
-// It answers the selectors the expression reads and every problem found.
-func compileExpr(ctx *evalCtx, src string) (program *vm.Program, sels []*Selector, wins []WindowNeed, problems []exprProblem) {
+// It answers what the expression reads and every problem found.
+func compileExpr(ctx *evalCtx, src string) (program *vm.Program, reads exprReads, problems []exprProblem) {
 	v := &callVisitor{src: []rune(src)}
 	defer func() {
 		if r := recover(); r != nil { // expr must not take the loader down
@@ -60,13 +68,14 @@ func compileExpr(ctx *evalCtx, src string) (program *vm.Program, sels []*Selecto
 		}
 		program = nil
 	}
+	reads = exprReads{sels: v.sels, wins: v.wins, own: v.own, fleet: v.fleet}
 	if len(problems) > 0 {
-		return nil, v.sels, v.wins, problems
+		return nil, reads, problems
 	}
 	for _, s := range v.sels {
 		ctx.addSelector(s)
 	}
-	return program, v.sels, v.wins, nil
+	return program, reads, nil
 }
 
 // bind gives a function its evaluation context.
@@ -80,6 +89,8 @@ type callVisitor struct {
 	src      []rune
 	sels     []*Selector
 	wins     []WindowNeed
+	own      []*Selector
+	fleet    bool
 	problems []exprProblem
 }
 
@@ -101,6 +112,12 @@ func (v *callVisitor) Visit(node *ast.Node) {
 		return
 	}
 	v.checkLiterals(f, call.Arguments)
+	v.fleet = v.fleet || f.fleet
+	if f.reads != nil {
+		if sel := f.reads(call.Arguments); sel != nil {
+			v.addOwn(sel)
+		}
+	}
 	if !f.selector || len(call.Arguments) <= f.selArg {
 		return
 	}
@@ -128,8 +145,18 @@ func (v *callVisitor) Visit(node *ast.Node) {
 	if !known {
 		v.sels = append(v.sels, sel)
 	}
+	if !f.fleet {
+		v.addOwn(sel)
+	}
 	if f.winArg > 0 && len(call.Arguments) > f.winArg {
 		v.window(f, sel, call.Arguments[f.winArg])
+	}
+}
+
+// addOwn records a selector of the subject's own series, once.
+func (v *callVisitor) addOwn(sel *Selector) {
+	if !slices.ContainsFunc(v.own, func(x *Selector) bool { return x.Text == sel.Text }) {
+		v.own = append(v.own, sel)
 	}
 }
 

@@ -90,7 +90,12 @@
 // # Evaluation
 //
 // An Engine evaluates each group when its interval has passed, every rule
-// on every subject of its scope. An evaluation's outcome is true, false,
+// on every subject of its scope (a round, Engine.Eval). In between, the
+// controller has it evaluate the rules whose series just took samples, on
+// the subjects that have them (Engine.EvalChanged): a condition is seen
+// when its data arrives, not up to an interval later; rules calling fleet
+// functions or reading no series, no data and errors are left to the
+// rounds. An evaluation's outcome is true, false,
 // no data or error; the no_data policy maps no data first. The state
 // machine (statemachine.go) runs inactive → pending → firing → inactive,
 // with keep_firing_for, the clear condition (evaluated instead of expr

@@ -3,6 +3,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -72,6 +73,7 @@ type RuleStatus struct {
 // rule on one subject.
 type Stats struct {
 	Evaluations, Errors, NoData uint64
+	Triggered                   uint64 // of Evaluations, those made by EvalChanged
 	EvalTime                    time.Duration
 	Rules                       []RuleStats // the current rules, in set order
 }
@@ -80,6 +82,7 @@ type Stats struct {
 type RuleStats struct {
 	Group, Rule                 string
 	Evaluations, Errors, NoData uint64
+	Triggered                   uint64 // of Evaluations, those made by EvalChanged (new data)
 	Transitions, Intents        uint64
 	Suppressed                  uint64        // intents not made because the rule was flapping
 	TemplateErrors              uint64        // renderings that failed (the raw text was used)
@@ -124,6 +127,11 @@ type ruleRun struct {
 	err      error       // a compile error (the loader checked the rule, so never expected)
 	subjects map[string]*subjectState
 	stats    RuleStats
+	// triggers are the selectors of the subject's own series that expr and
+	// clear read: new data in one of them has EvalChanged evaluate the rule.
+	// Empty for rules that read no series or call fleet functions (their
+	// answer depends on other hosts): only the group's rounds evaluate them.
+	triggers []*Selector
 }
 
 // NewEngine makes an engine for the rules of s.
@@ -172,12 +180,22 @@ func (e *Engine) Replace(s *Set) {
 func (e *Engine) newRuleRun(r *Rule) *ruleRun {
 	rr := &ruleRun{rule: r, subjects: map[string]*subjectState{}, stats: RuleStats{Group: r.Group, Rule: r.Name}}
 	var problems []exprProblem
-	rr.program, _, _, problems = compileExpr(e.ctx, r.Expr)
+	var reads, clearReads exprReads
+	rr.program, reads, problems = compileExpr(e.ctx, r.Expr)
 	if r.Clear != "" && len(problems) == 0 {
-		rr.clear, _, _, problems = compileExpr(e.ctx, r.Clear)
+		rr.clear, clearReads, problems = compileExpr(e.ctx, r.Clear)
 	}
 	if len(problems) > 0 {
 		rr.err = errors.New(problems[0].msg)
+		return rr
+	}
+	if !reads.fleet && !clearReads.fleet {
+		rr.triggers = reads.own
+		for _, sel := range clearReads.own {
+			if !slices.ContainsFunc(rr.triggers, func(x *Selector) bool { return x.Text == sel.Text }) {
+				rr.triggers = append(rr.triggers, sel)
+			}
+		}
 	}
 	return rr
 }
@@ -220,7 +238,7 @@ func (e *Engine) Eval(now time.Time, src Source, onTransition func(Transition), 
 		for _, rr := range g.rules {
 			e.buf = e.buf[:0]
 			for _, subject := range sc.subjects {
-				e.evalOne(rr, subject, now, sc.src, src, cb)
+				e.evalOne(rr, subject, now, sc.src, src, cb, false)
 			}
 			if len(rr.subjects) > len(sc.subjects) {
 				e.sweep(rr, now, cb)
@@ -234,6 +252,99 @@ func (e *Engine) Eval(now time.Time, src Source, onTransition func(Transition), 
 			start = end
 		}
 	}
+}
+
+// Changes tells EvalChanged which subjects received data since the
+// previous call; the controller implements it over its store.
+type Changes interface {
+	// Subjects are the subjects of scope (one of the Scope* constants) with
+	// a series that received samples.
+	Subjects(scope string) []string
+	// Changed reports whether a series of subject (of scope) selected by sel
+	// received samples.
+	Changed(scope, subject string, sel *Selector) bool
+}
+
+// EvalChanged evaluates at now the rules whose data changed: each rule on
+// each subject of ch on which a series the rule reads (expr or clear,
+// through value, anomaly, eta, forecast, the window functions, age or
+// drift) received samples, whether or not its group is due. A condition
+// that becomes true is then seen when its data arrives, not at the group's
+// next round. The rounds of Eval stay as they are: EvalChanged does not
+// move a group's schedule nor drop subjects, and rules that call fleet
+// functions or read no series (since_seen, gaps, hour) are evaluated by the
+// rounds only. An evaluation here that finds no data or fails changes
+// nothing (no state, no counters): no data and errors are left to the
+// rounds, so a batch that carries some of a rule's series and not yet the
+// others does not make it NoData. A true or false outcome drives the state
+// machine as in a round, with now as the evaluation time (for, keep_firing_for,
+// clear, flap detection and the intents' keys and group keys alike).
+func (e *Engine) EvalChanged(now time.Time, src Source, ch Changes, onTransition func(Transition), onIntent func(Intent)) {
+	cb := callbacks{onTransition, onIntent}
+	type scoped struct {
+		scope    string
+		src      Source
+		subjects []string
+	}
+	var scopes [4]scoped // one per scope, asked for once
+	n := 0
+	newRound := true
+	for _, g := range e.groups {
+		var sc *scoped
+		for _, rr := range g.rules {
+			if len(rr.triggers) == 0 || rr.err != nil {
+				continue
+			}
+			for i := 0; sc == nil && i < n; i++ {
+				if scopes[i].scope == g.group.Scope {
+					sc = &scopes[i]
+				}
+			}
+			if sc == nil && n < len(scopes) {
+				sc = &scopes[n]
+				n++
+				*sc = scoped{scope: g.group.Scope, src: src, subjects: ch.Subjects(g.group.Scope)}
+				if g.group.Scope != ScopeHost {
+					sc.src = src.Scope(g.group.Scope)
+				}
+			}
+			if sc == nil {
+				continue
+			}
+			var start time.Time
+			for _, subject := range sc.subjects {
+				if !changedAny(ch, g.group.Scope, subject, rr.triggers) {
+					continue
+				}
+				if start.IsZero() {
+					if newRound { // fresh per-round caches
+						e.epoch++
+						e.ctx.round = e.epoch
+						newRound = false
+					}
+					start = e.clock()
+					e.buf = e.buf[:0]
+				}
+				e.evalOne(rr, subject, now, sc.src, src, cb, true)
+			}
+			if start.IsZero() {
+				continue
+			}
+			e.deliver(rr, now, cb)
+			d := e.clock().Sub(start)
+			rr.stats.EvalTime += d
+			e.total.EvalTime += d
+		}
+	}
+}
+
+func changedAny(ch Changes, scope, subject string, sels []*Selector) bool {
+	for _, sel := range sels {
+		if ch.Changed(scope, subject, sel) {
+			return true
+		}
+	}
+	return false
 }
 
 // deliver hands the buffered intents of one rule's round to the callback,
@@ -272,14 +383,27 @@ func (g *groupRun) due(now time.Time) bool {
 	return true
 }
 
-func (e *Engine) evalOne(rr *ruleRun, subject string, now time.Time, src, root Source, cb callbacks) {
+// evalOne evaluates one rule on one subject; changed: for EvalChanged,
+// where no data and errors change nothing.
+func (e *Engine) evalOne(rr *ruleRun, subject string, now time.Time, src, root Source, cb callbacks, changed bool) {
 	st := rr.subjects[subject]
-	if st == nil {
+	fresh := st == nil
+	if fresh {
 		st = &subjectState{since: now}
+	}
+	o, err := e.run(rr, st, subject, now, src, root)
+	if changed && (o == outNoData || o == outError) {
+		return
+	}
+	if fresh {
 		rr.subjects[subject] = st
 	}
-	st.epoch = e.epoch
-	o, err := e.run(rr, st, subject, now, src, root)
+	if changed {
+		rr.stats.Triggered++
+		e.total.Triggered++
+	} else {
+		st.epoch = e.epoch
+	}
 	rr.stats.Evaluations++
 	e.total.Evaluations++
 	switch o {

@@ -26,7 +26,21 @@ const errVal = -999
 // The condition is m.v > 10; m.v = -999 indexes out of range: an error.
 const timelineExpr = `[1, 2][value("m.v") == -999 ? 5 : 0] == 1 && value("m.v") > 10`
 
+// runTimeline runs the ticks on rule g/r twice: with every tick a round
+// (Eval), and with the ticks that bring a value evaluated as new data
+// (EvalChanged; no data and errors are left to rounds, which stay due):
+// the two must not differ.
 func runTimeline(t *testing.T, extra []string, ticks []tick) {
+	t.Helper()
+	for _, changed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "rounds", true: "changed"}[changed], func(t *testing.T) {
+			t.Helper()
+			runTimelineOnce(t, extra, ticks, changed)
+		})
+	}
+}
+
+func runTimelineOnce(t *testing.T, extra []string, ticks []tick, changed bool) {
 	t.Helper()
 	set := mustParse(t, oneRule(timelineExpr, append(extra, "action: {kind: exec, program: /bin/true}")...))
 	e := NewEngine(set)
@@ -41,7 +55,13 @@ func runTimeline(t *testing.T, extra []string, ticks []tick) {
 		var trans []string
 		var intents []Intent
 		now := t0.Add(tk.at)
-		e.Eval(now, src, func(tr Transition) {
+		eval := e.Eval
+		if changed && !math.IsNaN(tk.v) && tk.v != errVal {
+			eval = func(now time.Time, src Source, onT func(Transition), onI func(Intent)) {
+				e.EvalChanged(now, src, newFakeChanges("h1|m.v"), onT, onI)
+			}
+		}
+		eval(now, src, func(tr Transition) {
 			s := tr.From.String() + ">" + tr.To.String()
 			if tr.Resolved {
 				s += "+resolved"

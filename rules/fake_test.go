@@ -2,7 +2,9 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -138,3 +140,41 @@ func oneRule(expr string, extra ...string) string {
 }
 
 var t0 = time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+
+// fakeChanges is a test double of the controller's Changes: the host-scope
+// pairs subject|selector (canonical) given, or scope:subject|selector for
+// other scopes, received samples.
+type fakeChanges map[string]bool
+
+func newFakeChanges(keys ...string) fakeChanges {
+	ch := fakeChanges{}
+	for _, k := range keys {
+		ch[k] = true
+	}
+	return ch
+}
+
+func (ch fakeChanges) key(scope, subject string) string {
+	if scope == ScopeHost {
+		return subject
+	}
+	return scope + ":" + subject
+}
+
+func (ch fakeChanges) Subjects(scope string) []string {
+	var out []string
+	for k := range ch {
+		sk, _, _ := strings.Cut(k, "|")
+		subject, ok := strings.CutPrefix(sk, ch.key(scope, ""))
+		if !ok || scope == ScopeHost && strings.Contains(sk, ":") || slices.Contains(out, subject) {
+			continue
+		}
+		out = append(out, subject)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (ch fakeChanges) Changed(scope, subject string, sel *Selector) bool {
+	return ch[ch.key(scope, subject)+"|"+sel.String()]
+}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/expr-lang/expr/ast"
 )
 
 // The functions of rule expressions. Each is an expr.Function with a typed
@@ -48,7 +50,11 @@ type funcSpec struct {
 	selArg   int              // index of the selector argument
 	winArg   int              // > 0: index of a window argument that must be a constant duration
 	lits     map[int][]string // arguments that must be one of these string literals
-	call     func(c *evalCtx, args []any) (any, error)
+	fleet    bool             // reads the hosts of a role, not only the subject's series
+	// reads, if set, answers a selector covering the subject's series the
+	// call reads when they are not named by a selector argument (drift)
+	reads func(args []ast.Node) *Selector
+	call  func(c *evalCtx, args []any) (any, error)
 }
 
 var funcSpecs = []*funcSpec{

@@ -27,13 +27,13 @@ import (
 var fleetOps = []string{">", ">=", "<", "<=", "==", "!="}
 
 var fleetFuncSpecs = []*funcSpec{
-	{name: "hosts", types: []any{new(func(string) int)}, call: callHosts},
-	{name: "count_hosts", selector: true, selArg: 1, lits: map[int][]string{2: fleetOps},
+	{name: "hosts", fleet: true, types: []any{new(func(string) int)}, call: callHosts},
+	{name: "count_hosts", fleet: true, selector: true, selArg: 1, lits: map[int][]string{2: fleetOps},
 		types: []any{new(func(string, string, string, float64) int)}, call: fleetMatch("count_hosts")},
-	{name: "share_hosts", selector: true, selArg: 1, lits: map[int][]string{2: fleetOps},
+	{name: "share_hosts", fleet: true, selector: true, selArg: 1, lits: map[int][]string{2: fleetOps},
 		types: []any{new(func(string, string, string, float64) float64)}, call: fleetMatch("share_hosts")},
-	{name: "silent_hosts", types: []any{new(func(string, time.Duration) int)}, call: fleetSilent("silent_hosts")},
-	{name: "share_silent", types: []any{new(func(string, time.Duration) float64)}, call: fleetSilent("share_silent")},
+	{name: "silent_hosts", fleet: true, types: []any{new(func(string, time.Duration) int)}, call: fleetSilent("silent_hosts")},
+	{name: "share_silent", fleet: true, types: []any{new(func(string, time.Duration) float64)}, call: fleetSilent("share_silent")},
 }
 
 type fleetKey struct {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/expr-lang/expr/ast"
 )
 
 // More functions of rule expressions:
@@ -29,7 +31,7 @@ var DriftStatistics = []string{"psi", "ks", "js", "wasserstein"}
 
 var moreFuncSpecs = []*funcSpec{
 	{name: "drift", types: []any{new(func(string, string, string) float64)},
-		lits: map[int][]string{2: DriftStatistics}, call: callDrift},
+		lits: map[int][]string{2: DriftStatistics}, reads: driftReads, call: callDrift},
 	{name: "age", selector: true, types: []any{new(func(string) time.Duration)}, call: callAge},
 	{name: "gaps", winArg: 0, types: []any{new(func(time.Duration) int)}, call: callGaps},
 	{name: "complete", types: []any{new(func(time.Duration) bool)}, call: callComplete},
@@ -39,6 +41,21 @@ var moreFuncSpecs = []*funcSpec{
 	{name: "weekday", types: []any{new(func() int)}, call: func(c *evalCtx, _ []any) (any, error) {
 		return int(c.now.UTC().Weekday()), nil
 	}},
+}
+
+// driftReads answers, for a drift() call, the selector model_drift.<stat>:
+// every series the call can read (model and feature may be dynamic).
+func driftReads(args []ast.Node) *Selector {
+	if len(args) < 3 {
+		return nil
+	}
+	lit, ok := args[2].(*ast.StringNode)
+	if !ok {
+		return nil
+	}
+	sel := &Selector{Measurement: "model_drift", Field: lit.Value}
+	sel.Text = sel.String()
+	return sel
 }
 
 type driftKey struct{ model, feature, stat string }

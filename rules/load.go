@@ -340,13 +340,13 @@ func (l *loader) action(d *decoder, n *yaml.Node) *Action {
 // compile type-checks one expression of the rule (expr or clear) and
 // reports its problems at their place inside the file.
 func (l *loader) compile(d *decoder, r *Rule, src string, n *yaml.Node) {
-	_, sels, wins, problems := compileExpr(l.check, src)
-	for _, s := range sels {
+	_, reads, problems := compileExpr(l.check, src)
+	for _, s := range reads.sels {
 		if !slices.ContainsFunc(r.Selectors, func(x *Selector) bool { return x.Text == s.Text }) {
 			r.Selectors = append(r.Selectors, s)
 		}
 	}
-	for _, w := range wins {
+	for _, w := range reads.wins {
 		i := slices.IndexFunc(r.Windows, func(x WindowNeed) bool { return x.Selector.Text == w.Selector.Text })
 		if i < 0 {
 			r.Windows = append(r.Windows, w)

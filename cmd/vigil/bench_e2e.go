@@ -56,6 +56,8 @@ type e2eResult struct {
 	DispatchLatency     e2eLatency `json:"dispatch_latency_ms"`
 	BacklogDrainSeconds float64    `json:"backlog_drain_seconds"`
 	RuleRoundsPerSecond float64    `json:"rule_rounds_per_second"`
+	// evaluations of the probe rule right after new data (the probe host's batches), per second
+	TriggeredPerSecond float64 `json:"triggered_evaluations_per_second"`
 }
 
 // e2eLatency summarises latencies in milliseconds; Missed probes saw no event in time.
@@ -137,7 +139,8 @@ func printE2E(w io.Writer, r *e2eResult) {
 		r.SamplesPublished, r.Messages, r.PublishSeconds, r.PublishedPerSecond, r.PublishErrors)
 	fmt.Fprintf(w, "processed  %d samples in %.2fs from the first publish: %.0f samples/s (backlog drained %.2fs after publishing stopped)\n",
 		r.SamplesProcessed, r.ProcessSeconds, r.ProcessedPerSecond, r.BacklogDrainSeconds)
-	fmt.Fprintf(w, "probes     %d (rule group interval 100ms: %.1f evaluation rounds/s per subject)\n", r.Probes, r.RuleRoundsPerSecond)
+	fmt.Fprintf(w, "probes     %d (rule group interval 100ms: %.1f evaluation rounds/s per subject; %.1f evaluations/s after new data)\n",
+		r.Probes, r.RuleRoundsPerSecond, r.TriggeredPerSecond)
 	for _, l := range []struct {
 		name string
 		l    e2eLatency
@@ -227,7 +230,10 @@ func metricReader(ctl *controller.Controller) func(series string) uint64 {
 	}
 }
 
-const e2eRuleEvals = `vigil_rule_evaluations_total{group="e2e",rule="probe_high"}`
+const (
+	e2eRuleEvals     = `vigil_rule_evaluations_total{group="e2e",rule="probe_high"}`
+	e2eRuleTriggered = `vigil_rule_triggered_evaluations_total{group="e2e",rule="probe_high"}`
+)
 
 // e2eMeasure runs the publishers and the prober and waits for the controller.
 func e2eMeasure(ctx context.Context, o e2eOptions, url string, metric func(string) uint64) (*e2eResult, error) {
@@ -249,7 +255,7 @@ func e2eMeasure(ctx context.Context, o e2eOptions, url string, metric func(strin
 	pubCtx, stopPub := context.WithTimeout(ctx, o.Duration)
 	defer stopPub()
 	start := time.Now()
-	evals0 := metric(e2eRuleEvals)
+	evals0, triggered0 := metric(e2eRuleEvals), metric(e2eRuleTriggered)
 	var wg sync.WaitGroup
 	errs := make(chan error, o.Publishers+1)
 	for p := range o.Publishers {
@@ -264,8 +270,11 @@ func e2eMeasure(ctx context.Context, o e2eOptions, url string, metric func(strin
 	go func() { defer wg.Done(); errs <- pr.run(pubCtx) }()
 	wg.Wait()
 	pubEnd := time.Now()
-	// Rounds of the 100 ms group per second, per subject (the load hosts and the probe host).
-	res.RuleRoundsPerSecond = float64(metric(e2eRuleEvals)-evals0) / float64(o.Hosts+1) / pubEnd.Sub(start).Seconds()
+	// Rounds of the 100 ms group per second, per subject (the load hosts and the probe host), and
+	// the evaluations new data of the probe host made (per-rule counters: refreshed each second).
+	triggered := metric(e2eRuleTriggered) - triggered0
+	res.RuleRoundsPerSecond = float64(metric(e2eRuleEvals)-evals0-triggered) / float64(o.Hosts+1) / pubEnd.Sub(start).Seconds()
+	res.TriggeredPerSecond = float64(triggered) / pubEnd.Sub(start).Seconds()
 	close(errs)
 	for e := range errs {
 		if e != nil {

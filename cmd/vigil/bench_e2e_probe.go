@@ -22,7 +22,8 @@ import (
 // v = 1000+i without a timestamp, published at t0. Without a timestamp the controller stamps the
 // sample with its own clock when it handles the batch, so the anomaly event's time is when the
 // sample was observed (ingest latency); the rule event's time is the evaluation that fired
-// (rule latency, bounded below by the 100 ms evaluation tick); the dispatcher's dry-run action
+// (rule latency: the rule reads probe.v, so it is evaluated right after the batch, not at its
+// group's next 100 ms round); the dispatcher's dry-run action
 // event is stamped when the dispatcher handled the intent (dispatch latency: what a user sees).
 // All clocks are this process's.
 type e2eProber struct {
