@@ -37,6 +37,10 @@ type EnsembleConfig struct {
 	// and the context member's when neither value member is, in [0,∞); 0 disables it.
 	// Default 1.
 	Corroboration float64
+	// Tolerance is the number of samples by which the context member's surprise may precede a
+	// value surprise and still corroborate it (≥ 0): a novel sequence often shows a few samples
+	// before the value that breaks out. Default 5.
+	Tolerance int
 	// Refractory is the number of samples over which a reported peak fades (≥ 1): a surprise is
 	// reported only if it exceeds the last reported one, lowered linearly to 0 over Refractory
 	// samples. Default 300.
@@ -59,7 +63,7 @@ func DefaultEnsembleConfig() EnsembleConfig {
 	ctx := DefaultContextConfig()
 	ctx.Orders = 2
 	return EnsembleConfig{Level: 0.98, Rate: 0.01, Memory: 0.002, History: 1e-4, Tail: 0.005,
-		MinExcess: 0.2, Season: 0.1, Corroboration: 1, Warmup: 150, Refractory: 300, HoltWinters: hw,
+		MinExcess: 0.2, Season: 0.1, Corroboration: 1, Tolerance: 5, Warmup: 150, Refractory: 300, HoltWinters: hw,
 		MAD: DefaultMADConfig(), Context: ctx}
 }
 
@@ -82,6 +86,8 @@ func (c EnsembleConfig) Validate() error {
 		return fieldError("ensemble", "season", c.Season, "must be in [0,1)")
 	case !(c.Corroboration >= 0 && c.Corroboration < math.Inf(1)):
 		return fieldError("ensemble", "corroboration", c.Corroboration, "must be finite and ≥ 0")
+	case c.Tolerance < 0:
+		return fieldError("ensemble", "tolerance", c.Tolerance, "must be ≥ 0")
 	case c.Warmup < potInit+1:
 		return fieldError("ensemble", "warmup", c.Warmup, "must be at least 31")
 	case c.Refractory < 1:
@@ -94,172 +100,6 @@ func (c EnsembleConfig) Validate() error {
 		return err
 	}
 	return c.Context.Validate()
-}
-
-// potInit is the number of surprises a tail calibrator absorbs before it judges.
-const potInit = 30
-
-const (
-	seasonBins = 24 // hours of the day (UTC) of the seasonal dispersion
-	seasonClip = 6  // |z| enters the dispersions clipped at this
-)
-
-// seasonScale divides a member's statistic by how much more it disperses at this hour of the
-// day than overall, so that routinely turbulent hours (daily bursts of tweets or traffic, the
-// edges of a daily square wave) stop surprising while quiet hours are judged as before.
-type seasonScale struct {
-	hour [seasonBins]float64 // EW mean of min(|z|, seasonClip) per hour, weight Season
-	seen uint32              // hours visited
-	all  float64             // EW mean of min(|z|, seasonClip), weight max(Memory, 1/n)
-	n    int64
-}
-
-// scale returns z/max(1, D_h/D) for a sample in hour h (D_h and D before z is absorbed) and
-// absorbs z.
-func (s *seasonScale) scale(h int, z float64, cfg *EnsembleConfig) float64 {
-	if cfg.Season == 0 {
-		return z
-	}
-	if s.seen&(1<<h) == 0 {
-		s.seen |= 1 << h
-		s.hour[h] = s.all
-	}
-	a := min(math.Abs(z), seasonClip)
-	if s.hour[h] > s.all && s.all > 0 {
-		z *= s.all / s.hour[h]
-	}
-	s.n++
-	w := cfg.Memory
-	if float64(s.n)*w < 1 {
-		w = 1 / float64(s.n)
-	}
-	s.all += w * (a - s.all)
-	s.hour[h] += cfg.Season * (a - s.hour[h])
-	return z
-}
-
-// tailCalib turns one member's surprises into upper-tail probabilities (peaks over threshold).
-type tailCalib struct {
-	mean, dev float64 // EW mean and mean absolute deviation of the surprise
-	q         float64 // streaming Level-quantile of the surprise
-	excess    float64 // EW mean of the excesses u − q
-	n         int64
-}
-
-// logTailProb absorbs the surprise u ≥ 0 and returns λ = −ln P(U ≥ u) under the exponential
-// tail model: λ = −ln(1−π) + (u − q)/e for u > q, else 0.
-func (c *tailCalib) logTailProb(u float64, cfg *EnsembleConfig) float64 {
-	c.n++
-	a := cfg.Memory
-	if float64(c.n)*a < 1 { // the first 1/Memory surprises: the plain running mean
-		a = max(a, 1/float64(c.n))
-	}
-	d := u - c.mean
-	c.mean += a * d
-	c.dev += a * (math.Abs(d) - c.dev)
-	if c.n <= potInit { // start from the maximum: the quantile then settles from above
-		c.q = max(c.q, u)
-		c.excess = max(c.excess, c.dev)
-		return 0
-	}
-	sc := max(c.dev, 1e-3)
-	if u <= c.q || u < 1e-6 { // below the quantile, or a rounding error on a flat line
-		c.q = max(0, c.q-cfg.Rate*sc*(1-cfg.Level))
-		return 0
-	}
-	lam := -math.Log1p(-cfg.Level) + (u-c.q)/max(c.excess, 0.1*sc)
-	c.excess += 5 * cfg.Rate * ((u - c.q) - c.excess)
-	c.q += cfg.Rate * sc * cfg.Level
-	return lam
-}
-
-const (
-	histBins  = 64    // bins of the long-memory histogram, per sign
-	histWidth = 0.125 // bin width in nats of surprise: the bins cover u < 8 (|z| < 2980)
-	histRefit = 32    // the tail model is refitted every histRefit samples
-)
-
-// histCalib is the long-memory calibrator: a slowly forgetting histogram of one member's
-// surprises, one per sign of its statistic, with an exponential tail fitted to the top of each.
-type histCalib struct {
-	w, s   [2][histBins]float64 // weight and weighted sum of u per sign and bin
-	inc    float64              // weight of the next sample (grows by 1/(1−History))
-	grow   float64              // 1/(1−History)
-	tot    float64              // total weight
-	n      int64
-	q, lp  [2]float64 // tail start and −ln P(tail) per sign
-	excess [2]float64 // mean excess over q per sign
-}
-
-// logTailProb judges the surprise u ≥ 0 of a statistic of sign sd (0: ≥ 0, 1: < 0) against the
-// history, λ = lp + (u − q)/e for u > q, else 0, and then absorbs it.
-func (c *histCalib) logTailProb(u float64, sd int, cfg *EnsembleConfig) float64 {
-	var lam float64
-	if c.n >= potInit && u > c.q[sd] && u >= 1e-6 {
-		lam = c.lp[sd] + (u-c.q[sd])/c.excess[sd]
-	}
-	if c.inc == 0 {
-		c.inc, c.grow = 1, 1/(1-cfg.History)
-	}
-	b := min(int(u*(1/histWidth)), histBins-1)
-	c.w[sd][b] += c.inc
-	c.s[sd][b] += c.inc * u
-	c.tot += c.inc
-	c.inc *= c.grow
-	if c.inc > 1e100 { // rescale; the probabilities are ratios and do not change
-		for j := range c.w {
-			for i := range c.w[j] {
-				c.w[j][i] *= 1e-100
-				c.s[j][i] *= 1e-100
-			}
-		}
-		c.tot *= 1e-100
-		c.inc *= 1e-100
-	}
-	c.n++
-	if c.n%histRefit == 0 || c.n == potInit {
-		c.refit(cfg)
-	}
-	return lam
-}
-
-// refit finds, per sign, the highest bin edge q with at least Tail·tot of weight at or above it,
-// the tail's probability and its mean excess. A sign with less weight than that in all (a
-// statistic that has hardly ever been negative, say) is judged by the two signs pooled.
-func (c *histCalib) refit(cfg *EnsembleConfig) {
-	lim := cfg.Tail * c.tot
-	for sd := range c.w {
-		if !c.fit(sd, lim, cfg) {
-			c.fit(-1-sd, lim, cfg)
-		}
-	}
-}
-
-// fit fits the tail of sign sd (or, for sd < 0, of both signs pooled, stored at −1−sd) and
-// reports whether the tail weight reached lim.
-func (c *histCalib) fit(sd int, lim float64, cfg *EnsembleConfig) bool {
-	m, su := 0.0, 0.0
-	b := histBins - 1
-	for ; b >= 0; b-- {
-		if sd >= 0 {
-			m += c.w[sd][b]
-			su += c.s[sd][b]
-		} else {
-			m += c.w[0][b] + c.w[1][b]
-			su += c.s[0][b] + c.s[1][b]
-		}
-		if m >= lim {
-			break
-		}
-	}
-	if m < lim || m <= 0 {
-		return false
-	}
-	k := max(sd, -1-sd)
-	c.q[k] = float64(b) * histWidth
-	c.lp[k] = -math.Log(m / c.tot)
-	c.excess[k] = max(su/m-c.q[k], cfg.MinExcess)
-	return true
 }
 
 // Ensemble is Vigil's default detector, registered as "vigil": it runs three members side by
@@ -319,12 +159,15 @@ func (c *histCalib) fit(sd int, lim float64, cfg *EnsembleConfig) bool {
 // one view sees is weaker evidence than one both see (a z-score outlier whose run of bins has
 // been seen before, a novel run of routine values), so it pays Corroboration = D nats:
 //
-//	λ = max(λ_v, λ_c)        if λ_v > 0 and λ_c > 0
-//	λ = max(0, λ_v − D)      if λ_c = 0
-//	λ = max(0, λ_c − D)      if λ_v = 0
+//	λ = max(λ_v', λ_c'),   λ_v' = λ_v if λ_c(t−j) > 0 for some 0 ≤ j ≤ K, else max(0, λ_v − D),
+//	                       λ_c' = λ_c if λ_v > 0, else max(0, λ_c − D)
 //
-// (λ_i = 0 means member i is below both of its tail thresholds). Before the context member
-// has warmed up, λ = λ_v. A member that is noisy on a series (heavy tail, large e_i, E_i)
+// (λ_i = 0 means member i is below both of its tail thresholds). A novel sequence may precede
+// the value that breaks out by a few samples, so the context member's surprise corroborates
+// value surprises for Tolerance = K samples after it. The converse is not granted: a novel
+// sequence right after a value surprise is mostly its aftermath (on NAB, granting it added
+// false alarms). Before the context
+// member has warmed up, λ = λ_v. A member that is noisy on a series (heavy tail, large e_i, E_i)
 // needs a much larger surprise to produce the same λ as one that is normally quiet.
 //
 // Reporting (non-maximum suppression): a surprise is reported only if it exceeds the last
@@ -341,23 +184,24 @@ func (c *histCalib) fit(sd int, lim float64, cfg *EnsembleConfig) bool {
 // Time: t is passed to the members (Holt–Winters uses it for its seasons). NaN/±Inf return
 // Score{} and change nothing.
 // Parameters and defaults (DefaultEnsembleConfig): Level 0.98, Rate 0.01, Memory 0.002,
-// History 1e-4, Tail 0.005, MinExcess 0.2, Season 0.1, Corroboration 1, Warmup 150,
+// History 1e-4, Tail 0.005, MinExcess 0.2, Season 0.1, Corroboration 1, Tolerance 5, Warmup 150,
 // Refractory 300, Holt–Winters with Alpha 0.5 and GammaDay 0.5, default MAD (its resolution
 // floor keeps its z finite and meaningful on count data), default Context with Orders 2.
 // Memory: about 32 KiB, constant: the context member's 16 KiB table of counters and 4 KiB
 // warm-up buffer, the Holt–Winters season arrays (4 KiB), the three members' histograms
 // (6 KiB) and the hourly dispersions.
 type Ensemble struct {
-	cfg  EnsembleConfig
-	hw   HoltWinters
-	mad  MAD
-	ctx  Context
-	cal  [ensembleN]tailCalib
-	hist [ensembleN]histCalib
-	seas [2]seasonScale // Holt–Winters and MAD
-	n    int64
-	peak float64 // last reported λ
-	age  int64   // samples since it was reported
+	cfg      EnsembleConfig
+	hw       HoltWinters
+	mad      MAD
+	ctx      Context
+	cal      [ensembleN]tailCalib
+	hist     [ensembleN]histCalib
+	seas     [2]seasonScale // Holt–Winters and MAD
+	n        int64
+	peak     float64 // last reported λ
+	age      int64   // samples since it was reported
+	ctxQuiet int64   // samples since the context member was last in its tail
 }
 
 // NewEnsemble returns an ensemble with the given configuration. It panics if cfg.Validate
@@ -381,7 +225,7 @@ func (e *Ensemble) Observe(t int64, x float64) Score {
 	h := bucket(t, hwDay, seasonBins)
 	lam := max(e.judge(0, e.seas[0].scale(h, zh, &e.cfg)), e.judge(1, e.seas[1].scale(h, zm, &e.cfg)))
 	if r, ok := e.ctx.novelty(x); ok {
-		lam = corroborate(lam, e.judgeU(2, ctxSurprise[int(r*ctxSurpriseSteps)], 0), e.cfg.Corroboration)
+		lam = e.corroborate(lam, e.judgeU(2, ctxSurprise[int(r*ctxSurpriseSteps)], 0))
 	}
 	lam = min(lam, maxRaw)
 	e.n++
@@ -399,13 +243,21 @@ func (e *Ensemble) Observe(t int64, x float64) Score {
 }
 
 // corroborate combines the values' surprise lv = max(λ_HW, λ_MAD) and the context member's lc:
-// the larger of the two if both are in their tails (> 0), else the one that is, less d.
-func corroborate(lv, lc, d float64) float64 {
-	switch {
-	case lc == 0:
-		return max(0, lv-d)
-	case lv == 0:
-		return max(0, lc-d)
+// each counts in full if the other view is in its tail (> 0) now, or, for lv, was in one of the
+// last Tolerance samples; otherwise it pays Corroboration nats (never below 0). It tracks how
+// long the context member has been out of its tail.
+func (e *Ensemble) corroborate(lv, lc float64) float64 {
+	if lc > 0 {
+		e.ctxQuiet = 0
+	} else if e.ctxQuiet <= int64(e.cfg.Tolerance) {
+		e.ctxQuiet++
+	}
+	d := e.cfg.Corroboration
+	if lv == 0 {
+		lc = max(0, lc-d)
+	}
+	if e.ctxQuiet > int64(e.cfg.Tolerance) {
+		lv = max(0, lv-d)
 	}
 	return max(lv, lc)
 }
@@ -437,23 +289,6 @@ var ctxSurprise = func() (u [ctxSurpriseSteps + 1]float64) {
 	return u
 }()
 
-// log1pFast returns ln(1 + a) for finite a ≥ 0 with an absolute error below 1e-9 (the rounding
-// of 1 + a aside), a few times faster than math.Log1p: 1 + a = m·2^k with m in [√½, √2),
-// ln m = 2·atanh(s), s = (m − 1)/(m + 1), |s| ≤ 0.172, by its series up to s⁹.
-func log1pFast(a float64) float64 {
-	y := 1 + a
-	b := math.Float64bits(y)
-	k := float64(int64(b>>52) - 1023)
-	m := math.Float64frombits(b&(1<<52-1) | 1023<<52) // in [1, 2)
-	if m > math.Sqrt2 {
-		m *= 0.5
-		k++
-	}
-	s := (m - 1) / (m + 1)
-	s2 := s * s
-	return k*math.Ln2 + 2*s*(1+s2*(1.0/3+s2*(1.0/5+s2*(1.0/7+s2*(1.0/9)))))
-}
-
 // likelihood maps a surprise λ (nats) to 1 − e^(−λ'), compressing λ beyond the alarm level.
 func likelihood(lam, alarm float64) float64 {
 	if lam <= 0 {
@@ -468,7 +303,7 @@ func likelihood(lam, alarm float64) float64 {
 
 // Reset forgets all observations; the configuration is kept.
 func (e *Ensemble) Reset() {
-	*e = Ensemble{cfg: e.cfg}
+	*e = Ensemble{cfg: e.cfg, ctxQuiet: math.MaxInt32}
 	e.hw = *NewHoltWinters(e.cfg.HoltWinters)
 	e.mad = *NewMAD(e.cfg.MAD)
 	e.ctx = *NewContext(e.cfg.Context)

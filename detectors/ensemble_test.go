@@ -204,16 +204,32 @@ func TestEnsembleRoutineSpikes(t *testing.T) {
 }
 
 // TestCorroborate: a surprise seen by both views counts in full, one seen by a single view pays
-// d nats (never below 0), and d = 0 is the plain maximum.
+// d nats (never below 0), d = 0 is the plain maximum, and a context surprise corroborates value
+// surprises for Tolerance samples after it, but not the other way round.
 func TestCorroborate(t *testing.T) {
-	for _, c := range []struct{ lv, lc, d, want float64 }{
-		{8, 3, 1, 8}, {3, 8, 1, 8}, // both views surprised: the larger
-		{8, 0, 1, 7}, {0, 8, 1, 7}, // one view only: less d
-		{0.5, 0, 1, 0}, {0, 0.5, 1, 0}, {0, 0, 1, 0}, // never negative
-		{8, 0, 0, 8}, {0, 8, 0, 8}, {8, 3, 0, 8}, // d = 0: the maximum
+	type step struct{ lv, lc, want float64 }
+	for _, c := range []struct {
+		name  string
+		d     float64
+		tol   int
+		steps []step
+	}{
+		{"both views", 1, 0, []step{{8, 3, 8}, {3, 8, 8}}},
+		{"one view", 1, 0, []step{{8, 0, 7}, {0, 8, 7}}},
+		{"never negative", 1, 0, []step{{0.5, 0, 0}, {0, 0.5, 0}, {0, 0, 0}}},
+		{"d = 0", 0, 0, []step{{8, 0, 8}, {0, 8, 8}, {8, 3, 8}}},
+		{"context 2 samples before", 1, 2, []step{{0, 4, 3}, {0, 0, 0}, {8, 0, 8}}},
+		{"context 3 samples before", 1, 2, []step{{0, 4, 3}, {0, 0, 0}, {0, 0, 0}, {8, 0, 7}}},
+		{"values first: no tolerance", 1, 5, []step{{8, 0, 7}, {0, 6, 5}}},
+		{"tolerance 0 is the same sample", 1, 0, []step{{0, 4, 3}, {8, 0, 7}}},
 	} {
-		if got := corroborate(c.lv, c.lc, c.d); got != c.want {
-			t.Errorf("corroborate(%g, %g, %g) = %g, want %g", c.lv, c.lc, c.d, got, c.want)
+		cfg := DefaultEnsembleConfig()
+		cfg.Corroboration, cfg.Tolerance = c.d, c.tol
+		e := NewEnsemble(cfg)
+		for i, s := range c.steps {
+			if got := e.corroborate(s.lv, s.lc); got != s.want {
+				t.Errorf("%s: step %d corroborate(%g, %g) = %g, want %g", c.name, i, s.lv, s.lc, got, s.want)
+			}
 		}
 	}
 }
