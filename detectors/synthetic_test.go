@@ -117,7 +117,7 @@ func synRun(name string, c synCase) []Score {
 }
 
 // synDetectors are the detectors of this change (ewma has its own tests).
-var synDetectors = []string{"mad", "cusum", "pagehinkley", "holtwinters", "levelshift", "relentropy", "context", "vigil"}
+var synDetectors = []string{"mad", "cusum", "pagehinkley", "holtwinters", "levelshift", "relentropy", "context", "shape", "vigil"}
 
 // maxLik returns the largest likelihood in s[from:to] and its index.
 func maxLik(s []Score, from, to int) (float64, int) {
@@ -288,7 +288,7 @@ func TestHugeValues(t *testing.T) {
 // TestResetAndWarmup: each detector is silent during its warm-up and Reset restores the
 // initial state exactly.
 func TestResetAndWarmup(t *testing.T) {
-	warm := map[string]int{"mad": 30, "cusum": 30, "pagehinkley": 30, "holtwinters": 30, "levelshift": 30, "relentropy": 94, "context": 150, "vigil": 150}
+	warm := map[string]int{"mad": 30, "cusum": 30, "pagehinkley": 30, "holtwinters": 30, "levelshift": 30, "relentropy": 94, "context": 150, "shape": 150, "vigil": 150}
 	c := synCases()[1]
 	for _, name := range synDetectors {
 		d, _ := NewDetector(name)
