@@ -302,11 +302,12 @@ func likelihood(lam, alarm float64) float64 {
 }
 
 // Reset forgets all observations; the configuration is kept.
+// It allocates nothing: the members are reset in place (a member's zero value with its
+// configuration is its initial state).
 func (e *Ensemble) Reset() {
-	*e = Ensemble{cfg: e.cfg, ctxQuiet: math.MaxInt32}
-	e.hw = *NewHoltWinters(e.cfg.HoltWinters)
-	e.mad = *NewMAD(e.cfg.MAD)
-	e.ctx = *NewContext(e.cfg.Context)
+	cfg := e.cfg
+	*e = Ensemble{cfg: cfg, ctxQuiet: math.MaxInt32}
+	e.hw.cfg, e.mad.cfg, e.ctx.cfg = cfg.HoltWinters, cfg.MAD, cfg.Context
 }
 
 func init() {

@@ -325,6 +325,17 @@ func TestObserveAllocs(t *testing.T) {
 	}
 }
 
+// TestResetAllocs: the controller resets a series' detector when it learns that a series it
+// took for a counter is a gauge; that must not allocate (the ensemble is ~32 KiB).
+func TestResetAllocs(t *testing.T) {
+	for _, name := range synDetectors {
+		d, _ := NewDetector(name)
+		if a := testing.AllocsPerRun(100, d.Reset); a != 0 {
+			t.Errorf("%s: %v allocations per Reset", name, a)
+		}
+	}
+}
+
 func benchDetector(b *testing.B, name string) {
 	xs := synBase(11, 4096)
 	xs[1000] += 50
