@@ -145,6 +145,7 @@ func (c *Controller) writeMetrics(w io.Writer) {
 	for _, x := range m {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %g\n", x.name, x.help, x.name, x.name, x.v)
 	}
+	c.writeLeaderMetrics(w)
 	hosts, counts := c.hostSeqs.snapshot()
 	for i, fam := range [2]struct{ name, help string }{
 		{"vigil_telemetry_host_gaps_total", "Batches missing according to Vigil-Seq, per host (subject token)."},
@@ -210,4 +211,19 @@ func (c *Controller) writeRuleMetrics(w io.Writer) {
 			fmt.Fprintf(w, "%s{group=%q,rule=%q} %g\n", m.name, r.Group, r.Rule, m.v(r))
 		}
 	}
+}
+
+// writeLeaderMetrics exports the leader lease: vigil_leader (1 while this
+// controller leads), vigil_leader_epoch, vigil_leader_transitions_total.
+func (c *Controller) writeLeaderMetrics(w io.Writer) {
+	ls := c.lease.status()
+	lead := 0
+	if ls.Leader {
+		lead = 1
+	}
+	fmt.Fprintf(w, "# HELP vigil_leader 1 while this controller holds the leader lease.\n# TYPE vigil_leader gauge\nvigil_leader %d\n", lead)
+	fmt.Fprintf(w, "# HELP vigil_leader_epoch Epoch (fencing token) of this controller's term, or of the holder's last seen.\n# TYPE vigil_leader_epoch gauge\nvigil_leader_epoch %d\n", ls.Epoch)
+	fmt.Fprintf(w, "# HELP vigil_leader_transitions_total Times this controller acquired or lost the lease.\n# TYPE vigil_leader_transitions_total counter\nvigil_leader_transitions_total %d\n", ls.Transitions)
+	fmt.Fprintf(w, "# HELP vigil_follower_events_total Events not published because this controller followed.\n# TYPE vigil_follower_events_total counter\nvigil_follower_events_total %d\n", c.stats.FollowerEvents.Load())
+	fmt.Fprintf(w, "# HELP vigil_follower_intents_total Intents held because this controller followed.\n# TYPE vigil_follower_intents_total counter\nvigil_follower_intents_total %d\n", c.stats.HeldIntents.Load())
 }

@@ -53,8 +53,8 @@ func TestAPIHealthAndStatus(t *testing.T) {
 		top = append(top, k)
 	}
 	sort.Strings(top)
-	if strings.Join(top, ",") != "hosts,name,rules,time" {
-		t.Errorf("status keys %q, want hosts,name,rules,time", top)
+	if strings.Join(top, ",") != "hosts,leader,name,rules,time" {
+		t.Errorf("status keys %q, want hosts,leader,name,rules,time", top)
 	}
 	st := rc.status(t)
 	if st.Name != "test-ctl" || time.Since(st.Time) > time.Minute || st.Time.After(time.Now()) {

@@ -26,8 +26,13 @@ type Config struct {
 	Streams StreamsConfig `yaml:"streams"`
 	// Consumer is the durable JetStream consumer name on the telemetry
 	// stream; a restarted controller with the same name resumes where it
-	// stopped. Default "vigil-controller".
+	// stopped. Every controller of a shard needs its own (a shared durable
+	// consumer would split the telemetry between them). Default
+	// "vigil-controller-<name>" (characters other than letters, digits,
+	// '_' and '-' replaced by '_').
 	Consumer string `yaml:"consumer"`
+	// Lease: the leader lease among the controllers of a shard (lease.go).
+	Lease LeaseConfig `yaml:"lease"`
 	// Rules: rule files or directories of *.yaml rule files.
 	Rules []string `yaml:"rules"`
 	// Detectors run on every numeric series.
@@ -241,8 +246,9 @@ func (c *Config) validate(doc *config.Doc) error {
 		c.NATS.URL = "nats://127.0.0.1:4222"
 	}
 	if c.Consumer == "" {
-		c.Consumer = "vigil-controller"
+		c.Consumer = "vigil-controller-" + consumerToken(c.Name)
 	}
+	errs = append(errs, c.Lease.validate(doc)...)
 	if c.Detectors.Anomaly == "" {
 		c.Detectors.Anomaly = "vigil"
 	}
@@ -317,4 +323,15 @@ func (c *Config) validate(doc *config.Doc) error {
 		return errs
 	}
 	return nil
+}
+
+// consumerToken makes name usable in a consumer name.
+func consumerToken(name string) string {
+	b := []byte(name)
+	for i, ch := range b {
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '_' || ch == '-') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }

@@ -48,6 +48,9 @@ func TestExampleConfigDecodesAndShowsTheDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("empty config: %v", err)
 	}
+	if ex.Lease != def.Lease || def.Lease.TTL != 10*time.Second || def.Lease.Renew != def.Lease.TTL/3 || def.Lease.Bucket != "VIGIL_LEASE" {
+		t.Errorf("lease: example %+v, defaults %+v", ex.Lease, def.Lease)
+	}
 	if ex.Streams != (controller.StreamsConfig{}).WithDefaults() {
 		t.Errorf("streams %+v, defaults %+v", ex.Streams, controller.StreamsConfig{}.WithDefaults())
 	}
@@ -86,7 +89,12 @@ func TestConfigDefaults(t *testing.T) {
 	if c.Name != host {
 		t.Errorf("name %q, want the host name %q", c.Name, host)
 	}
-	if c.NATS.URL != "nats://127.0.0.1:4333" || c.Consumer != "vigil-controller" || c.API.Listen != "127.0.0.1:9464" {
+	if c.NATS.URL != "nats://127.0.0.1:4333" || c.Consumer != "vigil-controller-"+strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' {
+			return r
+		}
+		return '_'
+	}, host) || c.API.Listen != "127.0.0.1:9464" {
 		t.Errorf("nats %q consumer %q api %q", c.NATS.URL, c.Consumer, c.API.Listen)
 	}
 	d := c.Detectors

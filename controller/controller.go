@@ -38,6 +38,12 @@ type Controller struct {
 	disp    *dispatcher
 	history *History
 	fo      *failoverManager // services: health, failover, routes (failover.go)
+	lease   *lease           // leader lease (lease.go)
+
+	// held: while following, the latest intent of each rule and subject,
+	// submitted on taking over if the rule still fires (leadership.go).
+	held     map[string]rules.Intent
+	ledEpoch uint64 // epoch of the term the owner last acted on (0: none)
 
 	reload    chan chan error
 	statusReq chan chan *Status
@@ -66,6 +72,8 @@ type Stats struct {
 	RuleLoadErrors, RuleReloads  atomic.Uint64
 	Evaluations, EvalNanoseconds atomic.Uint64
 	TriggeredRounds              atomic.Uint64 // evaluateChanged calls that had new data
+	FollowerEvents               atomic.Uint64 // events not published because this controller follows
+	HeldIntents                  atomic.Uint64 // intents held while following
 }
 
 // New builds a controller over an established NATS connection. rules is
@@ -91,13 +99,17 @@ func New(cfg *Config, nc *nats.Conn, set *rules.Set, log *slog.Logger) (*Control
 		statusReq: make(chan chan *Status),
 		badLog:    map[string]time.Time{},
 		seqs:      map[string]*seqState{},
+		held:      map[string]rules.Intent{},
 	}
 	c.store.anomalyHold = max(cfg.Detectors.AnomalyHold, 0)
 	c.pub = newPublisher(js, log.With("component", "events"), 1<<16)
+	c.lease = newLease(cfg.Lease, js, cfg.Name, c.pub, log.With("component", "lease"))
 	c.fo = newFailoverManager(cfg, js, c.pub, log.With("component", "failover"))
+	c.fo.lease = c.lease
 	actCfg := cfg.Actions
 	actCfg.failover = c.fo
 	c.disp = newDispatcher(actCfg, c.pub, log.With("component", "dispatcher"), c.now)
+	c.disp.lease = c.lease
 	c.fo.disp = c.disp
 	if cfg.History.URL != "" {
 		h, err := NewHistory(cfg.History, js, log.With("component", "history"))
@@ -176,6 +188,8 @@ func (c *Controller) Run(ctx context.Context) error {
 		upper.Add(1)
 		go func() { defer upper.Done(); errs <- c.history.Run(histCtx) }()
 	}
+	lower.Add(1)
+	go func() { defer lower.Done(); errs <- c.lease.Run(ctx) }()
 	lower.Add(1)
 	go func() { defer lower.Done(); errs <- c.disp.Run(ctx) }()
 	lower.Add(1)
@@ -265,6 +279,8 @@ func (c *Controller) loop(ctx context.Context, msgs <-chan jetstream.Msg) error 
 			c.evaluate(c.now())
 		case <-fc.C:
 			c.updateForecasts(c.now())
+		case <-c.lease.changed:
+			c.leadershipChanged(c.now())
 		case done := <-c.reload:
 			done <- c.reloadRules()
 		case out := <-c.statusReq:

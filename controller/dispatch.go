@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"sync"
@@ -33,7 +34,9 @@ type dispatcher struct {
 
 	records *actionLog
 
-	ledger   *ledger         // nil without JetStream or with actions.ledger: off (ledger.go)
+	ledger   *ledger // nil without JetStream or with actions.ledger: off (ledger.go)
+	lease    *lease  // nil: always leads (tests)
+	handover chan handoverIntent
 	limits   rateLimits      // Run's goroutine
 	stopping <-chan struct{} // closed when Run's ctx ends: no more retries
 
@@ -44,13 +47,14 @@ func newDispatcher(cfg ActionsConfig, pub *publisher, log *slog.Logger, now func
 	cfg.rt = newActionRuntime(cfg, pub, log)
 	return &dispatcher{
 		cfg: cfg, pub: pub, log: log, now: now,
-		in:      make(chan rules.Intent, 1024),
-		sem:     make(chan struct{}, cfg.Concurrency),
-		seen:    map[string]time.Time{},
-		lastRun: map[string]time.Time{},
-		pending: map[string]*pendingApproval{},
-		decide:  make(chan decision),
-		records: newActionLog(1000),
+		in:       make(chan rules.Intent, 1024),
+		handover: make(chan handoverIntent, 1024),
+		sem:      make(chan struct{}, cfg.Concurrency),
+		seen:     map[string]time.Time{},
+		lastRun:  map[string]time.Time{},
+		pending:  map[string]*pendingApproval{},
+		decide:   make(chan decision),
+		records:  newActionLog(1000),
 	}
 }
 
@@ -90,6 +94,8 @@ func (d *dispatcher) Run(ctx context.Context) error {
 			return nil
 		case in := <-d.in:
 			d.dispatch(ctx, in)
+		case h := <-d.handover:
+			d.takeOver(ctx, h)
 		case dec := <-d.decide:
 			dec.done <- d.decideApproval(ctx, dec)
 		case <-tick.C:
@@ -100,6 +106,10 @@ func (d *dispatcher) Run(ctx context.Context) error {
 
 func (d *dispatcher) dispatch(ctx context.Context, in rules.Intent) {
 	now := d.now()
+	if !d.lease.leads(in.Epoch) {
+		d.skip(in, OutcomeNotLeader, fmt.Sprintf("this controller no longer leads at epoch %d", in.Epoch))
+		return
+	}
 	if _, dup := d.seen[in.Key]; dup {
 		d.skip(in, OutcomeDup, "intent key already handled")
 		return
@@ -139,6 +149,10 @@ func (d *dispatcher) dispatch(ctx context.Context, in rules.Intent) {
 
 // launch builds the intent's action and runs it in its own goroutine.
 func (d *dispatcher) launch(ctx context.Context, in rules.Intent, now time.Time, approvedBy string) {
+	if !d.lease.leads(in.Epoch) {
+		d.skip(in, OutcomeNotLeader, fmt.Sprintf("this controller no longer leads at epoch %d", in.Epoch))
+		return
+	}
 	if why := d.limits.allow(d.cfg.Safety, in.Rule.Group+"/"+in.Rule.Name, now); why != "" {
 		d.skip(in, OutcomeRateLimited, why)
 		return
@@ -173,7 +187,7 @@ func (d *dispatcher) skip(in rules.Intent, outcome, why string) {
 	ev.Outcome, ev.Error = outcome, why
 	d.pub.Publish(ev)
 	d.records.update(in, "skipped", outcome, why, ev.Time)
-	if d.ledger != nil && outcome != OutcomeDup {
+	if d.ledger != nil && outcome != OutcomeDup && outcome != OutcomeNotLeader {
 		d.ledger.set(in, "skipped", 0, outcome+": "+why, ev.Time)
 	}
 	d.log.Info("action skipped", "rule", in.Rule.Name, "host", in.Subject, "outcome", outcome, "reason", why)
@@ -183,6 +197,10 @@ func (d *dispatcher) execute(ctx context.Context, act Action, in rules.Intent, a
 	defer d.wg.Done()
 	d.sem <- struct{}{}
 	defer func() { <-d.sem }()
+	if !d.lease.leads(in.Epoch) { // deposed while the action waited for a slot
+		d.skip(in, OutcomeNotLeader, fmt.Sprintf("this controller no longer leads at epoch %d", in.Epoch))
+		return
+	}
 	d.started.Add(1)
 	start := d.now()
 	ev := d.event(in, "started")
@@ -248,6 +266,40 @@ func (d *dispatcher) event(in rules.Intent, phase string) *wire.Event {
 		ev.PredictedAt = in.PredictedFailure
 	}
 	return ev
+}
+
+// handoverIntent is an intent a new leader held while it followed; since
+// is when its rule's episode began (its ActiveSince).
+type handoverIntent struct {
+	in    rules.Intent
+	since time.Time
+}
+
+// Handover queues an intent held while following, without blocking.
+func (d *dispatcher) Handover(in rules.Intent, since time.Time) {
+	select {
+	case d.handover <- handoverIntent{in, since}:
+		d.submitted.Add(1)
+	default:
+		d.overflow.Add(1)
+		d.log.Warn("handover queue full: intent dropped", "key", in.Key)
+	}
+}
+
+// takeOver dispatches a held intent unless the ledger shows that a
+// previous leader dispatched the same episode of its rule and subject.
+func (d *dispatcher) takeOver(ctx context.Context, h handoverIntent) {
+	if d.ledger != nil {
+		prev, err := d.ledger.lastOf(ctx, h.in)
+		if err != nil {
+			d.log.Warn("action ledger unavailable at takeover", "key", h.in.Key, "err", err)
+		}
+		if prev != nil && !prev.At.Before(h.since.Add(-handoverSkew)) {
+			d.skip(h.in, OutcomeDup, fmt.Sprintf("episode dispatched by the leader at epoch %d as %s (%s)", prev.Epoch, prev.Key, prev.State))
+			return
+		}
+	}
+	d.dispatch(ctx, h.in)
 }
 
 func finiteValues(m map[string]float64) map[string]float64 {

@@ -55,10 +55,11 @@ func (c *Controller) onTransition(t rules.Transition) {
 	if t.Err != nil {
 		ev.Error = t.Err.Error()
 	}
+	if t.To != rules.Firing {
+		delete(c.held, heldKey(r, t.Subject)) // the episode ended: nothing to take over
+	}
 	c.emit(ev)
 }
-
-func (c *Controller) onIntent(in rules.Intent) { c.disp.Submit(in) }
 
 // Status is the controller's state as the API shows it.
 type Status struct {
@@ -66,6 +67,8 @@ type Status struct {
 	Time  time.Time    `json:"time"`
 	Hosts []HostStatus `json:"hosts"`
 	Rules []RuleStatus `json:"rules"`
+	// Leader: this controller's part in the leader lease.
+	Leader LeaderStatus `json:"leader"`
 }
 
 // HostStatus summarises one host.
@@ -91,7 +94,7 @@ type RuleStatus struct {
 }
 
 func (c *Controller) snapshot(now time.Time) *Status {
-	st := &Status{Name: c.cfg.Name, Time: now}
+	st := &Status{Name: c.cfg.Name, Time: now, Leader: c.lease.status()}
 	for _, r := range c.engine.States() {
 		st.Rules = append(st.Rules, RuleStatus{
 			Group: r.Rule.Group, Rule: r.Rule.Name, Severity: r.Rule.Severity, Subject: r.Subject,

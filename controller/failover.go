@@ -31,6 +31,7 @@ type failoverManager struct {
 	js      jetstream.JetStream
 	pub     *publisher
 	disp    *dispatcher
+	lease   *lease // only the leader fails over (nil: always)
 	log     *slog.Logger
 	name    string
 	actions ActionsConfig
@@ -157,11 +158,15 @@ func (m *failoverManager) monitor(ctx context.Context, s *ServiceConfig) {
 			m.log.Warn("route read", "service", s.Name, "err", err)
 			continue
 		}
+		up := m.probeAll(ctx, s) // followers probe too: their health view is warm
+		if _, ok := m.lease.Leader(); !ok {
+			fails, primaryUp = 0, 0
+			continue
+		}
 		if e.State == route.StateFenced { // a failover stopped half-way: complete it
 			m.resume(ctx, s)
 			continue
 		}
-		up := m.probeAll(ctx, s)
 		if up[e.Active] {
 			fails = 0
 		} else {
@@ -199,8 +204,10 @@ func (m *failoverManager) onDown(ctx context.Context, s *ServiceConfig, e route.
 		already := m.asked[s.Name] == e.Epoch
 		m.asked[s.Name] = e.Epoch
 		m.mu.Unlock()
-		if !already && m.disp != nil {
-			m.disp.Submit(m.manualIntent(s, e, detected))
+		if epoch, ok := m.lease.Leader(); ok && !already && m.disp != nil {
+			in := m.manualIntent(s, e, detected)
+			in.Epoch = epoch
+			m.disp.Submit(in)
 		}
 		return
 	}
@@ -235,12 +242,34 @@ func (m *failoverManager) Failover(ctx context.Context, service, to, by, reason 
 	if err != nil {
 		return nil, err
 	}
+	ctx, err = m.leaderContext(ctx)
+	if err != nil {
+		return nil, err
+	}
 	l := m.lock(service)
 	if !l.TryLock() {
 		return nil, ErrFailoverBusy
 	}
 	defer l.Unlock()
 	return m.failover(ctx, s, to, by, reason, detected)
+}
+
+// leaderContext returns ctx carrying this controller's leader epoch, so
+// that the route writes made under it are fenced (route.WithLeaderEpoch),
+// or ErrNotLeader.
+func (m *failoverManager) leaderContext(ctx context.Context) (context.Context, error) {
+	epoch, ok := m.lease.Leader()
+	if !ok {
+		h := m.lease.status().Holder
+		if h == "" {
+			h = "unknown"
+		}
+		return ctx, fmt.Errorf("%w (leader: %s)", ErrNotLeader, h)
+	}
+	if m.lease == nil || m.lease.off {
+		return ctx, nil
+	}
+	return route.WithLeaderEpoch(ctx, epoch), nil
 }
 
 // failover is Failover with the service's lock held.

@@ -69,6 +69,10 @@ func (m *failoverManager) Drain(ctx context.Context, req DrainRequest) (*Failove
 	if err != nil {
 		return nil, err
 	}
+	ctx, err = m.leaderContext(ctx)
+	if err != nil {
+		return nil, err
+	}
 	l := m.lock(s.Name)
 	if !l.TryLock() {
 		return nil, ErrFailoverBusy

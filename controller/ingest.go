@@ -186,7 +186,14 @@ func (c *Controller) seriesEvent(kind string, h *host, s *series, t time.Time) *
 	}
 }
 
+// emit publishes an event of the owner goroutine (anomaly, forecast,
+// rule); a follower counts it and drops it, so that the history holds
+// each once, from the leader.
 func (c *Controller) emit(ev *wire.Event) {
+	if _, ok := c.lease.Leader(); !ok {
+		c.stats.FollowerEvents.Add(1)
+		return
+	}
 	if ev.Kind == wire.KindForecast && ev.State == "predicted" {
 		c.stats.Predictions.Add(1)
 	}

@@ -103,16 +103,19 @@ func (s Safety) retryBackoff(attempt int) time.Duration {
 
 // LedgerEntry is one intent key's record in the ledger.
 type LedgerEntry struct {
-	Key      string       `json:"key"`
-	State    string       `json:"state"`
-	Rule     string       `json:"rule"`
-	Group    string       `json:"group"`
-	Subject  string       `json:"subject"`
-	Action   string       `json:"action,omitempty"`
-	Attempts int          `json:"attempts,omitempty"`
-	Error    string       `json:"error,omitempty"`
-	Updated  time.Time    `json:"updated"`
-	History  []LedgerStep `json:"history"`
+	Key      string `json:"key"`
+	State    string `json:"state"`
+	Rule     string `json:"rule"`
+	Group    string `json:"group"`
+	Subject  string `json:"subject"`
+	Action   string `json:"action,omitempty"`
+	Attempts int    `json:"attempts,omitempty"`
+	Error    string `json:"error,omitempty"`
+	// Epoch: the leader lease term (fencing token) of the controller that
+	// wrote the entry; a controller at an older epoch does not overwrite it.
+	Epoch   uint64       `json:"epoch,omitempty"`
+	Updated time.Time    `json:"updated"`
+	History []LedgerStep `json:"history"`
 }
 
 // LedgerStep is one state change of an entry.
@@ -170,46 +173,126 @@ func (l *ledger) claim(ctx context.Context, in rules.Intent, now time.Time) (str
 	if err != nil {
 		return "", true, fmt.Errorf("action ledger: claim %s: %w", in.Key, err)
 	}
+	if in.Rule != nil {
+		last, _ := json.Marshal(ledgerLast{Key: in.Key, At: now, Epoch: in.Epoch})
+		if _, err := l.kv.Put(ctx, lastKey(in), last); err != nil {
+			l.log.Warn("action ledger: rule record not written", "key", in.Key, "err", err)
+		}
+	}
 	return "pending", true, nil
 }
 
-// set moves in's entry to state.
-func (l *ledger) set(in rules.Intent, state string, attempts int, errText string, now time.Time) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	e, err := l.get(ctx, in.Key)
-	if err != nil || e == nil {
-		e = newLedgerEntry(in, state, now)
-	}
-	e.State, e.Updated, e.Error = state, now, errText
-	if attempts > 0 {
-		e.Attempts = attempts
-	}
-	e.History = append(e.History, LedgerStep{State: state, At: now})
-	b, _ := json.Marshal(e)
-	if _, err := l.kv.Put(ctx, ledgerKey(in.Key), b); err != nil {
-		l.log.Warn("action ledger: write failed", "key", in.Key, "state", state, "err", err)
-	}
+// ledgerLast records, per rule and subject, the last intent claimed: a
+// new leader reads it to tell whether its predecessor dispatched the
+// episode it holds an intent of (intent keys embed each controller's own
+// firing time, so they differ between controllers).
+type ledgerLast struct {
+	Key   string    `json:"key"`
+	At    time.Time `json:"at"`
+	Epoch uint64    `json:"epoch,omitempty"`
+	State string    `json:"-"` // of Key's entry, filled by lastOf
 }
 
-// get returns the entry of intentKey, nil when there is none.
-func (l *ledger) get(ctx context.Context, intentKey string) (*LedgerEntry, error) {
-	kve, err := l.kv.Get(ctx, ledgerKey(intentKey))
+// handoverSkew: an intent claimed by the previous leader at most this
+// long before the held intent's episode began (as this controller saw it)
+// belongs to the same episode: the two controllers evaluate the same data
+// at slightly different times.
+const handoverSkew = 2 * time.Second
+
+func lastKey(in rules.Intent) string {
+	h := sha256.Sum256([]byte(in.Rule.Group + "/" + in.Rule.Name + "/" + in.Subject))
+	return "r_" + hex.EncodeToString(h[:])
+}
+
+// lastOf returns the last intent claimed for in's rule and subject, nil
+// when there is none.
+func (l *ledger) lastOf(ctx context.Context, in rules.Intent) (*ledgerLast, error) {
+	if in.Rule == nil {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	kve, err := l.kv.Get(ctx, lastKey(in))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	var r ledgerLast
+	if err := json.Unmarshal(kve.Value(), &r); err != nil {
+		return nil, fmt.Errorf("action ledger rule record: %w", err)
+	}
+	if e, err := l.get(ctx, r.Key); err == nil && e != nil {
+		r.State = e.State
+	}
+	return &r, nil
+}
+
+// set moves in's entry to state: a compare-and-swap on the entry's
+// revision, refused when a controller at a newer epoch wrote the entry.
+func (l *ledger) set(in rules.Intent, state string, attempts int, errText string, now time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for try := 0; ; try++ {
+		err := l.setOnce(ctx, in, state, attempts, errText, now)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) || try >= 3 {
+			l.log.Warn("action ledger: write failed", "key", in.Key, "state", state, "epoch", in.Epoch, "err", err)
+			return
+		}
+	}
+}
+
+func (l *ledger) setOnce(ctx context.Context, in rules.Intent, state string, attempts int, errText string, now time.Time) error {
+	e, rev, err := l.getRev(ctx, in.Key)
+	if err != nil || e == nil {
+		e, rev = newLedgerEntry(in, state, now), 0
+	}
+	if e.Epoch > in.Epoch {
+		return fmt.Errorf("%w: entry written at epoch %d, this write is of epoch %d", ErrNotLeader, e.Epoch, in.Epoch)
+	}
+	e.State, e.Updated, e.Error, e.Epoch = state, now, errText, in.Epoch
+	if attempts > 0 {
+		e.Attempts = attempts
+	}
+	e.History = append(e.History, LedgerStep{State: state, At: now})
+	b, _ := json.Marshal(e)
+	if rev == 0 {
+		_, err = l.kv.Create(ctx, ledgerKey(in.Key), b)
+	} else {
+		_, err = l.kv.Update(ctx, ledgerKey(in.Key), b, rev)
+	}
+	return err
+}
+
+// get returns the entry of intentKey, nil when there is none.
+func (l *ledger) get(ctx context.Context, intentKey string) (*LedgerEntry, error) {
+	e, _, err := l.getRev(ctx, intentKey)
+	return e, err
+}
+
+// getRev returns the entry of intentKey and its revision, nil when there
+// is none.
+func (l *ledger) getRev(ctx context.Context, intentKey string) (*LedgerEntry, uint64, error) {
+	kve, err := l.kv.Get(ctx, ledgerKey(intentKey))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
 	var e LedgerEntry
 	if err := json.Unmarshal(kve.Value(), &e); err != nil {
-		return nil, fmt.Errorf("action ledger entry %s: %w", intentKey, err)
+		return nil, 0, fmt.Errorf("action ledger entry %s: %w", intentKey, err)
 	}
-	return &e, nil
+	return &e, kve.Revision(), nil
 }
 
 func newLedgerEntry(in rules.Intent, state string, now time.Time) *LedgerEntry {
-	e := &LedgerEntry{Key: in.Key, State: state, Subject: in.Subject, Updated: now, History: []LedgerStep{{State: state, At: now}}}
+	e := &LedgerEntry{Key: in.Key, State: state, Subject: in.Subject, Epoch: in.Epoch, Updated: now, History: []LedgerStep{{State: state, At: now}}}
 	if r := in.Rule; r != nil {
 		e.Rule, e.Group = r.Name, r.Group
 		if r.Action != nil {

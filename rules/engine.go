@@ -53,6 +53,9 @@ type Intent struct {
 	// A dispatcher may batch them (one approval, one notification).
 	GroupKey  string
 	GroupSize int
+	// Epoch is the fencing epoch (leader lease term) of the controller
+	// dispatching the intent; set by the controller, not by the engine.
+	Epoch uint64
 }
 
 // RuleStatus is the current state of one rule on one subject.

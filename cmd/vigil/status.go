@@ -39,12 +39,35 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 			Group, Rule, Severity, Subject, State, Error string
 			Since                                        time.Time
 		} `json:"rules"`
+		Leader *struct {
+			Leader      bool      `json:"leader"`
+			Epoch       uint64    `json:"epoch"`
+			Holder      string    `json:"holder"`
+			Since       time.Time `json:"since"`
+			Transitions uint64    `json:"transitions"`
+			Disabled    bool      `json:"disabled"`
+		} `json:"leader"`
 	}
 	if err := json.Unmarshal(raw, &st); err != nil {
 		fmt.Fprintln(stderr, "vigil status: bad answer:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "controller %s at %s\n\n", st.Name, st.Time.Format(time.RFC3339))
+	fmt.Fprintf(stdout, "controller %s at %s\n", st.Name, st.Time.Format(time.RFC3339))
+	if l := st.Leader; l != nil {
+		switch {
+		case l.Disabled:
+			fmt.Fprintln(stdout, "leader: yes (lease off)")
+		case l.Leader:
+			fmt.Fprintf(stdout, "leader: yes, epoch %d, for %s\n", l.Epoch, st.Time.Sub(l.Since).Round(time.Second))
+		default:
+			holder := l.Holder
+			if holder == "" {
+				holder = "none seen"
+			}
+			fmt.Fprintf(stdout, "leader: no (follower for %s; leader %s, epoch %d)\n", st.Time.Sub(l.Since).Round(time.Second), holder, l.Epoch)
+		}
+	}
+	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tLAST SEEN\tSERIES")
 	for _, h := range st.Hosts {

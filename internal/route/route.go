@@ -49,7 +49,24 @@ var (
 	// ErrSwitched: Switch found the target already active at the epoch
 	// (someone else completed the failover); the entry is returned too.
 	ErrSwitched = errors.New("route: failover already completed")
+	// ErrStaleLeader: the entry was written by a controller at a newer
+	// leader epoch than the one the write carries (a deposed leader).
+	ErrStaleLeader = errors.New("route: entry written at a newer leader epoch")
 )
+
+type leaderEpochKey struct{}
+
+// WithLeaderEpoch returns a context whose route writes carry the leader
+// lease epoch: they stamp it on the entry and are refused when the entry
+// they replace carries a newer one.
+func WithLeaderEpoch(ctx context.Context, epoch uint64) context.Context {
+	return context.WithValue(ctx, leaderEpochKey{}, epoch)
+}
+
+func leaderEpoch(ctx context.Context) (uint64, bool) {
+	e, ok := ctx.Value(leaderEpochKey{}).(uint64)
+	return e, ok
+}
 
 var serviceRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_\-]*$`)
 
@@ -87,6 +104,10 @@ type Entry struct {
 	WeightEndpoints map[string]string `json:"weight_endpoints,omitempty"`
 	Updated         time.Time         `json:"updated"`
 	By              string            `json:"by,omitempty"`
+	// LeaderEpoch: the leader lease term (fencing token) of the controller
+	// that wrote the entry (0: none given). A write carrying an older
+	// leader epoch is refused (ErrStaleLeader); see WithLeaderEpoch.
+	LeaderEpoch uint64 `json:"leader_epoch,omitempty"`
 	// Revision is the KV revision the entry was read at (not stored).
 	Revision uint64 `json:"-"`
 }
@@ -159,6 +180,7 @@ func Get(ctx context.Context, kv jetstream.KeyValue, service string) (Entry, err
 // service has none; an existing route is returned unchanged.
 func Init(ctx context.Context, kv jetstream.KeyValue, service string, member Target, by string, now time.Time) (Entry, error) {
 	e := Entry{Service: service, Active: member.Member, Endpoint: member.Endpoint, Epoch: 1, State: StateActive, Updated: now, By: by}
+	e.LeaderEpoch, _ = leaderEpoch(ctx)
 	data, err := json.Marshal(&e)
 	if err != nil {
 		return Entry{}, err
@@ -174,8 +196,17 @@ func Init(ctx context.Context, kv jetstream.KeyValue, service string, member Tar
 	return e, nil
 }
 
-// cas writes e over revision rev.
-func cas(ctx context.Context, kv jetstream.KeyValue, e Entry, rev uint64) (Entry, error) {
+// cas writes e over cur (compare-and-swap on its revision), stamped with
+// the leader epoch of ctx if it has one.
+func cas(ctx context.Context, kv jetstream.KeyValue, e Entry, cur Entry) (Entry, error) {
+	rev := cur.Revision
+	e.LeaderEpoch = cur.LeaderEpoch
+	if le, ok := leaderEpoch(ctx); ok {
+		if cur.LeaderEpoch > le {
+			return Entry{}, fmt.Errorf("%w: %s written at leader epoch %d, this write is of epoch %d", ErrStaleLeader, e.Service, cur.LeaderEpoch, le)
+		}
+		e.LeaderEpoch = le
+	}
 	data, err := json.Marshal(&e)
 	if err != nil {
 		return Entry{}, err
@@ -210,7 +241,7 @@ func Fence(ctx context.Context, kv jetstream.KeyValue, service, from string, to 
 		Service: service, Epoch: expectedEpoch + 1, State: StateFenced, Fenced: from,
 		Target: to.Member, TargetEndpoint: to.Endpoint, Detected: detected, Reason: reason, Updated: now, By: by,
 	}
-	return cas(ctx, kv, e, cur.Revision)
+	return cas(ctx, kv, e, cur)
 }
 
 // Switch completes a fenced failover: the target named by the fenced entry
@@ -231,7 +262,7 @@ func Switch(ctx context.Context, kv jetstream.KeyValue, service, to string, epoc
 	e := cur
 	e.Active, e.Endpoint, e.State = cur.Target, cur.TargetEndpoint, StateActive
 	e.Target, e.TargetEndpoint, e.Updated, e.By = "", "", now, by
-	return cas(ctx, kv, e, cur.Revision)
+	return cas(ctx, kv, e, cur)
 }
 
 // Promote fences from and switches to in one go: the new entry has to

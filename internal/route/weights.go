@@ -77,5 +77,5 @@ func SetWeights(ctx context.Context, kv jetstream.KeyValue, service, active stri
 	if err := checkWeights(e); err != nil {
 		return cur, fmt.Errorf("route %s: %w", service, err)
 	}
-	return cas(ctx, kv, e, cur.Revision)
+	return cas(ctx, kv, e, cur)
 }

@@ -16,6 +16,8 @@ const (
 	KindForecast = "forecast"
 	KindRule     = "rule"
 	KindAction   = "action"
+	// KindLeader: a controller acquired, lost or released the leader lease.
+	KindLeader = "leader"
 )
 
 // Event is everything the controller records about what it saw, predicted
@@ -109,7 +111,7 @@ func UnmarshalEvent(data []byte) (*Event, error) {
 		return nil, fmt.Errorf("event: %w", err)
 	}
 	switch e.Kind {
-	case KindAnomaly, KindForecast, KindRule, KindAction:
+	case KindAnomaly, KindForecast, KindRule, KindAction, KindLeader:
 	default:
 		return nil, fmt.Errorf("event: unknown kind %q", e.Kind)
 	}

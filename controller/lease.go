@@ -1,0 +1,386 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-sre/vigil/internal/config"
+	"github.com/vigil-sre/vigil/internal/wire"
+)
+
+// The leader lease: of the controllers of one shard (those sharing the
+// lease bucket and key) exactly one leads at a time. All of them ingest
+// telemetry (each through its own durable consumer, so their series state
+// is warm) and evaluate rules; only the leader publishes anomaly, forecast
+// and rule events, dispatches actions and runs failovers and drains.
+//
+// The lease is one key in a JetStream KV bucket whose *bucket-wide* TTL is
+// the lease TTL (a per-key TTL would be dropped by the first Update):
+//
+//   - acquire: Create (the key is absent: never written, deleted on a
+//     release, or expired because its holder stopped renewing). A
+//     controller finding its own name as the holder (its previous self
+//     that crashed) takes the key over with Update on the revision it read.
+//   - renew: Update on the revision it holds (CAS) every lease.renew; each
+//     write restarts the key's age.
+//   - step down at once when a renewal fails (revision mismatch: another
+//     holder; or any other error), when a renewal comes later than the TTL
+//     after the last successful one, or on shutdown (then the key is
+//     deleted on the held revision so a follower takes over at its next
+//     attempt instead of after the TTL).
+//
+// The epoch (fencing token) of a term is the KV revision of the write that
+// acquired it: revisions are the bucket stream's sequence numbers, which
+// only grow (also when keys expire), so epochs strictly increase across
+// terms and controllers. The epoch travels with every intent the leader
+// dispatches and is checked again before an action is claimed in the
+// ledger, before it starts and before every ledger and route write; the
+// ledger entries and route entries record it, and a write over an entry
+// stamped with a newer epoch is refused.
+//
+// Locally a term is valid until the start of the last successful write
+// plus TTL − TTL/10: the server's copy of the key cannot expire earlier,
+// so no other controller can hold the lease while this one believes it
+// does (clocks of one machine run at the same rate; the margin covers the
+// rate differences of two).
+
+// LeaseConfig configures the leader lease.
+type LeaseConfig struct {
+	// Bucket: the JetStream KV bucket of the lease. Default "VIGIL_LEASE";
+	// "off" disables the lease: this controller always leads (epoch 0),
+	// which is only safe when it runs alone.
+	Bucket string `yaml:"bucket"`
+	// Key: the lease's key; controllers sharing it elect one leader (one
+	// key per shard). Default "leader".
+	Key string `yaml:"key"`
+	// TTL: a leader that stops renewing loses the lease after this; a
+	// follower takes over within TTL + Renew. At least 1s. Default 10s.
+	TTL time.Duration `yaml:"ttl"`
+	// Renew: interval of renewals, and of a follower's attempts to
+	// acquire. Less than TTL/2. Default TTL/3.
+	Renew time.Duration `yaml:"renew"`
+}
+
+// DefaultLeaseBucket is the default of lease.bucket.
+const DefaultLeaseBucket = "VIGIL_LEASE"
+
+func (l *LeaseConfig) validate(doc *config.Doc) config.Errors {
+	var errs config.Errors
+	if l.Bucket == "" {
+		l.Bucket = DefaultLeaseBucket
+	}
+	if l.Key == "" {
+		l.Key = "leader"
+	}
+	if l.TTL == 0 {
+		l.TTL = 10 * time.Second
+	}
+	if l.Renew == 0 {
+		l.Renew = l.TTL / 3
+	}
+	switch {
+	case l.TTL < time.Second:
+		errs = append(errs, doc.Errorf("lease.ttl", "ttl %v: at least 1s", l.TTL))
+	case l.Renew <= 0 || l.Renew*2 >= l.TTL:
+		errs = append(errs, doc.Errorf("lease.renew", "renew %v: must be positive and less than ttl/2 (%v)", l.Renew, l.TTL/2))
+	}
+	if !kvKeyRe.MatchString(l.Key) {
+		errs = append(errs, doc.Errorf("lease.key", "key %q: use letters, digits, '_', '-', '=' and '/'", l.Key))
+	}
+	return errs
+}
+
+var kvKeyRe = regexp.MustCompile(`^[-/_=a-zA-Z0-9]+$`)
+
+// ErrNotLeader: this controller does not hold the leader lease.
+var ErrNotLeader = errors.New("this controller is not the leader")
+
+// OutcomeNotLeader: an intent refused because the controller holding it
+// no longer leads at the intent's epoch.
+const OutcomeNotLeader = "not_leader"
+
+// leaseValue is the lease key's value.
+type leaseValue struct {
+	Holder   string    `json:"holder"`
+	Epoch    uint64    `json:"epoch,omitempty"` // 0 in the acquiring write (its revision is the epoch)
+	Acquired time.Time `json:"acquired"`
+	Renewed  time.Time `json:"renewed"`
+}
+
+// LeaderStatus is the lease as /api/v1/status shows it.
+type LeaderStatus struct {
+	// Leader: this controller holds the lease.
+	Leader bool `json:"leader"`
+	// Epoch of this controller's term while it leads; otherwise of the
+	// holder's term last seen (0: none seen).
+	Epoch uint64 `json:"epoch"`
+	// Holder: the controller holding the lease ("" unknown or none).
+	Holder string `json:"holder,omitempty"`
+	// Since: when this controller's state (leader or follower) began.
+	Since       time.Time `json:"since"`
+	Transitions uint64    `json:"transitions"`
+	Disabled    bool      `json:"disabled,omitempty"`
+}
+
+// lease holds or pursues the leader lease. Its state is read by any
+// goroutine (Leader, status); Run changes it.
+type lease struct {
+	cfg  LeaseConfig
+	js   jetstream.JetStream
+	name string
+	pub  *publisher
+	log  *slog.Logger
+	off  bool
+
+	kv jetstream.KeyValue
+
+	mu         sync.Mutex
+	leader     bool
+	epoch      uint64 // own term while leading, else the holder's last seen
+	rev        uint64 // revision held (leader)
+	acquired   time.Time
+	validUntil time.Time
+	holder     string
+	since      time.Time
+
+	changed     chan struct{} // a leadership change, for the owner goroutine
+	transitions atomic.Uint64
+}
+
+func newLease(cfg LeaseConfig, js jetstream.JetStream, name string, pub *publisher, log *slog.Logger) *lease {
+	l := &lease{cfg: cfg, js: js, name: name, pub: pub, log: log, changed: make(chan struct{}, 1), since: time.Now()}
+	if cfg.Bucket == "off" || js == nil {
+		l.off, l.leader, l.holder = true, true, name
+	}
+	return l
+}
+
+// Leader returns the epoch of the current term and true while this
+// controller holds a valid lease.
+func (l *lease) Leader() (uint64, bool) {
+	if l == nil {
+		return 0, true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.off {
+		return 0, true
+	}
+	return l.epoch, l.leader && time.Now().Before(l.validUntil)
+}
+
+// leads reports whether this controller leads at epoch.
+func (l *lease) leads(epoch uint64) bool {
+	e, ok := l.Leader()
+	return ok && e == epoch
+}
+
+func (l *lease) status() LeaderStatus {
+	if l == nil {
+		return LeaderStatus{Leader: true, Disabled: true}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	leader := l.leader && (l.off || time.Now().Before(l.validUntil))
+	return LeaderStatus{Leader: leader, Epoch: l.epoch, Holder: l.holder, Since: l.since, Transitions: l.transitions.Load(), Disabled: l.off}
+}
+
+// Run pursues and holds the lease until ctx ends, then releases it.
+func (l *lease) Run(ctx context.Context) error {
+	if l.off {
+		return nil
+	}
+	for l.kv == nil {
+		kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: l.cfg.Bucket, Description: "vigil controller leader lease", TTL: l.cfg.TTL, History: 1, Storage: jetstream.FileStorage,
+		})
+		if err == nil {
+			l.kv = kv
+			break
+		}
+		l.log.Warn("lease bucket unavailable, retrying", "bucket", l.cfg.Bucket, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(l.cfg.Renew):
+		}
+	}
+	tick := time.NewTicker(l.cfg.Renew)
+	defer tick.Stop()
+	for {
+		l.step(ctx)
+		select {
+		case <-ctx.Done():
+			l.release()
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// step renews a held lease or tries to acquire it.
+func (l *lease) step(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
+	l.mu.Lock()
+	leader, rev, epoch, valid := l.leader, l.rev, l.epoch, l.validUntil
+	l.mu.Unlock()
+	if leader {
+		if time.Now().After(valid) {
+			l.stepDown("renewal late beyond the ttl", true)
+			return
+		}
+		l.renew(ctx, rev, epoch)
+		return
+	}
+	l.acquire(ctx)
+}
+
+func (l *lease) write(ctx context.Context, rev, epoch uint64, acquired time.Time) (uint64, error) {
+	b, _ := json.Marshal(leaseValue{Holder: l.name, Epoch: epoch, Acquired: acquired, Renewed: time.Now()})
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.Renew)
+	defer cancel()
+	if rev == 0 {
+		return l.kv.Create(ctx, l.cfg.Key, b)
+	}
+	return l.kv.Update(ctx, l.cfg.Key, b, rev)
+}
+
+func (l *lease) renew(ctx context.Context, rev, epoch uint64) {
+	t0 := time.Now()
+	l.mu.Lock()
+	acquired := l.acquired
+	l.mu.Unlock()
+	nrev, err := l.write(ctx, rev, epoch, acquired)
+	if err != nil {
+		if ctx.Err() != nil {
+			return // shutting down: Run releases
+		}
+		taken := errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
+		l.stepDown("renewal failed: "+err.Error(), !taken)
+		return
+	}
+	l.mu.Lock()
+	if l.leader && l.epoch == epoch {
+		l.rev, l.validUntil = nrev, t0.Add(l.cfg.TTL-l.cfg.TTL/10)
+	}
+	l.mu.Unlock()
+}
+
+func (l *lease) acquire(ctx context.Context) {
+	gctx, cancel := context.WithTimeout(ctx, l.cfg.Renew)
+	e, err := l.kv.Get(gctx, l.cfg.Key)
+	cancel()
+	var rev uint64
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil:
+		l.log.Debug("lease read", "err", err)
+		return
+	default:
+		var v leaseValue
+		_ = json.Unmarshal(e.Value(), &v)
+		if v.Holder != l.name {
+			epoch := v.Epoch
+			if epoch == 0 {
+				epoch = e.Revision()
+			}
+			l.mu.Lock()
+			l.holder, l.epoch = v.Holder, epoch
+			l.mu.Unlock()
+			return
+		}
+		rev = e.Revision() // our own earlier term (a restart): a new term over it
+	}
+	t0 := time.Now()
+	nrev, err := l.write(ctx, rev, 0, t0)
+	if err != nil {
+		l.log.Debug("lease not acquired", "err", err)
+		return
+	}
+	l.mu.Lock()
+	l.leader, l.epoch, l.rev, l.holder = true, nrev, nrev, l.name
+	l.acquired, l.since, l.validUntil = t0, t0, t0.Add(l.cfg.TTL-l.cfg.TTL/10)
+	l.mu.Unlock()
+	l.transitions.Add(1)
+	l.log.Info("leader lease acquired", "epoch", nrev, "key", l.cfg.Key)
+	l.record("acquired", nrev, "")
+	l.notify()
+}
+
+// stepDown ends this controller's term; del deletes the key on the held
+// revision (when nobody else wrote it) so the next term starts at once.
+func (l *lease) stepDown(reason string, del bool) {
+	l.mu.Lock()
+	if !l.leader {
+		l.mu.Unlock()
+		return
+	}
+	epoch, rev := l.epoch, l.rev
+	l.leader, l.since, l.holder = false, time.Now(), ""
+	l.mu.Unlock()
+	l.transitions.Add(1)
+	l.log.Warn("leader lease lost: stepping down", "epoch", epoch, "reason", reason)
+	l.record("lost", epoch, reason)
+	l.notify()
+	if del {
+		l.deleteHeld(rev)
+	}
+}
+
+// release steps down at shutdown and frees the key for a follower.
+func (l *lease) release() {
+	l.mu.Lock()
+	leader, epoch, rev := l.leader, l.epoch, l.rev
+	l.leader, l.since, l.holder = false, time.Now(), ""
+	l.mu.Unlock()
+	if !leader {
+		return
+	}
+	l.transitions.Add(1)
+	l.deleteHeld(rev)
+	l.log.Info("leader lease released", "epoch", epoch)
+	l.record("released", epoch, "shutdown")
+	l.notify()
+}
+
+func (l *lease) deleteHeld(rev uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.Renew)
+	defer cancel()
+	if err := l.kv.Delete(ctx, l.cfg.Key, jetstream.LastRevision(rev)); err != nil {
+		l.log.Debug("lease key not deleted", "err", err)
+	}
+}
+
+func (l *lease) notify() {
+	select {
+	case l.changed <- struct{}{}:
+	default:
+	}
+}
+
+// record publishes a leader event (measurement vigil_leader): state
+// acquired, lost or released; value leader 1/0; epoch.
+func (l *lease) record(state string, epoch uint64, reason string) {
+	if l.pub == nil {
+		return
+	}
+	lead := 0.0
+	if state == "acquired" {
+		lead = 1
+	}
+	l.pub.Publish(&wire.Event{
+		Kind: wire.KindLeader, Time: time.Now(), Host: l.name, State: state, Error: reason,
+		Key: fmt.Sprintf("lease/%s/epoch-%d", l.cfg.Key, epoch), Values: map[string]float64{"leader": lead, "epoch": float64(epoch)},
+	})
+}
