@@ -1,11 +1,7 @@
 package detectors
 
 import (
-	"fmt"
 	"math"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -125,109 +121,7 @@ func TestShapeFlatLine(t *testing.T) {
 	}
 }
 
-var shapeDetectors = []string{"shape"}
-
-// TestShapeNonFinite: NaN and ±Inf score Score{} and leave every later score unchanged; huge
-// finite values give finite scores.
-func TestShapeNonFinite(t *testing.T) {
-	bad := []float64{math.NaN(), math.Inf(1), math.Inf(-1)}
-	for _, name := range shapeDetectors {
-		for _, c := range synCases() {
-			clean := synRun(name, c)
-			d, _ := NewDetector(name)
-			for i, x := range c.Xs {
-				if i%97 == 5 {
-					for _, b := range bad {
-						if s := d.Observe(c.time(i), b); s != (Score{}) {
-							t.Fatalf("%s/%s: %v scored %+v", name, c.Name, b, s)
-						}
-					}
-				}
-				if s := d.Observe(c.time(i), x); s != clean[i] {
-					t.Fatalf("%s/%s: sample %d scored %+v after non-finite input, %+v without",
-						name, c.Name, i, s, clean[i])
-				}
-			}
-		}
-		d, _ := NewDetector(name)
-		xs := synBase(9, 600)
-		xs[400], xs[401] = 1e300, -1e300
-		for i, x := range xs {
-			s := d.Observe(t2026+int64(i)*int64(synStep), x)
-			if !finite(s.Raw) || !(s.Likelihood >= 0 && s.Likelihood <= 1) {
-				t.Fatalf("%s: sample %d (%g): bad score %+v", name, i, x, s)
-			}
-		}
-	}
-}
-
-// TestShapeResetAndWarmup: silent during the warm-up; Reset restores the initial state.
-func TestShapeResetAndWarmup(t *testing.T) {
-	c := synCases()[1]
-	for _, name := range shapeDetectors {
-		d, _ := NewDetector(name)
-		first := make([]Score, len(c.Xs))
-		for i, x := range c.Xs {
-			first[i] = d.Observe(c.time(i), x)
-			if i < DefaultShapeConfig().Warmup && first[i] != (Score{}) {
-				t.Fatalf("%s: sample %d scored %+v during warm-up", name, i, first[i])
-			}
-		}
-		d.Reset()
-		for i, x := range c.Xs {
-			if s := d.Observe(c.time(i), x); s != first[i] {
-				t.Fatalf("%s: after Reset sample %d scored %+v, first run %+v", name, i, s, first[i])
-			}
-		}
-	}
-}
-
-func TestShapeAllocs(t *testing.T) {
-	xs := synBase(10, 2000)
-	for _, name := range shapeDetectors {
-		d, _ := NewDetector(name)
-		i := 0
-		if a := testing.AllocsPerRun(2000, func() {
-			d.Observe(t2026+int64(i)*int64(synStep), xs[i%len(xs)])
-			i++
-		}); a != 0 {
-			t.Errorf("%s: %v allocations per Observe", name, a)
-		}
-	}
-}
-
-// TestShapeGolden records, per synthetic scenario, the strongest likelihood of "shape" in the day before the anomaly and in the 3 hours after its onset;
-// testdata/golden/shape.txt holds the expected values (go test -run ShapeGolden -update).
-func TestShapeGolden(t *testing.T) {
-	var b strings.Builder
-	for _, name := range shapeDetectors {
-		for k, c := range append(synCases(), synCasesFlat()...) {
-			if k >= len(synCases()) {
-				c.Name = "flat/" + c.Name
-			}
-			s := synRun(name, c)
-			on := c.Onset
-			if on < 0 {
-				on = 4 * synDay
-			}
-			before, _ := maxLik(s, on-synDay, on)
-			after, at := maxLik(s, on, on+synAfter)
-			fmt.Fprintf(&b, "%-12s %-20s before=%.6f after=%.6f at=%+d\n", name, c.Name, before, after, at-on)
-		}
-	}
-	path := filepath.Join("testdata", "golden", "shape.txt")
-	if *updateGolden {
-		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got := b.String(); got != string(want) {
-		t.Errorf("shape scores changed; diff against %s:\n%s", path, lineDiff(string(want), got))
-	}
-}
+// NaN/±Inf, huge values, warm-up, Reset, allocations and the golden scenarios: shape is one of
+// synDetectors (synthetic_test.go).
 
 func BenchmarkShape(b *testing.B) { benchDetector(b, "shape") }
