@@ -88,10 +88,12 @@ const (
 // histCalib is the long-memory calibrator: a slowly forgetting histogram of one member's
 // surprises, one per sign of its statistic, with an exponential tail fitted to the top of each.
 type histCalib struct {
-	w, s   [2][histBins]float64 // weight and weighted sum of u per sign and bin
-	inc    float64              // weight of the next sample (grows by 1/(1−History))
-	grow   float64              // 1/(1−History)
-	tot    float64              // total weight
+	// ws[sign][bin] holds the bin's weight and weighted sum of u side by side (one cache line
+	// per update: the controller keeps thousands of series, mostly cold in the cache).
+	ws     [2][histBins][2]float64
+	inc    float64 // weight of the next sample (grows by 1/(1−History))
+	grow   float64 // 1/(1−History)
+	tot    float64 // total weight
 	n      int64
 	q, lp  [2]float64 // tail start and −ln P(tail) per sign
 	excess [2]float64 // mean excess over q per sign
@@ -108,15 +110,15 @@ func (c *histCalib) logTailProb(u float64, sd int, cfg *EnsembleConfig) float64 
 		c.inc, c.grow = 1, 1/(1-cfg.History)
 	}
 	b := min(int(u*(1/histWidth)), histBins-1)
-	c.w[sd][b] += c.inc
-	c.s[sd][b] += c.inc * u
+	c.ws[sd][b][0] += c.inc
+	c.ws[sd][b][1] += c.inc * u
 	c.tot += c.inc
 	c.inc *= c.grow
 	if c.inc > 1e100 { // rescale; the probabilities are ratios and do not change
-		for j := range c.w {
-			for i := range c.w[j] {
-				c.w[j][i] *= 1e-100
-				c.s[j][i] *= 1e-100
+		for j := range c.ws {
+			for i := range c.ws[j] {
+				c.ws[j][i][0] *= 1e-100
+				c.ws[j][i][1] *= 1e-100
 			}
 		}
 		c.tot *= 1e-100
@@ -134,7 +136,7 @@ func (c *histCalib) logTailProb(u float64, sd int, cfg *EnsembleConfig) float64 
 // statistic that has hardly ever been negative, say) is judged by the two signs pooled.
 func (c *histCalib) refit(cfg *EnsembleConfig) {
 	lim := cfg.Tail * c.tot
-	for sd := range c.w {
+	for sd := range c.ws {
 		if !c.fit(sd, lim, cfg) {
 			c.fit(-1-sd, lim, cfg)
 		}
@@ -148,11 +150,11 @@ func (c *histCalib) fit(sd int, lim float64, cfg *EnsembleConfig) bool {
 	b := histBins - 1
 	for ; b >= 0; b-- {
 		if sd >= 0 {
-			m += c.w[sd][b]
-			su += c.s[sd][b]
+			m += c.ws[sd][b][0]
+			su += c.ws[sd][b][1]
 		} else {
-			m += c.w[0][b] + c.w[1][b]
-			su += c.s[0][b] + c.s[1][b]
+			m += c.ws[0][b][0] + c.ws[1][b][0]
+			su += c.ws[0][b][1] + c.ws[1][b][1]
 		}
 		if m >= lim {
 			break
