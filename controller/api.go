@@ -214,7 +214,9 @@ func (c *Controller) writeRuleMetrics(w io.Writer) {
 }
 
 // writeLeaderMetrics exports the leader lease: vigil_leader (1 while this
-// controller leads), vigil_leader_epoch, vigil_leader_transitions_total.
+// controller leads), vigil_leader_epoch, vigil_leader_transitions_total,
+// and what this controller did with the events and intents it made while
+// following.
 func (c *Controller) writeLeaderMetrics(w io.Writer) {
 	ls := c.lease.status()
 	lead := 0
@@ -224,6 +226,10 @@ func (c *Controller) writeLeaderMetrics(w io.Writer) {
 	fmt.Fprintf(w, "# HELP vigil_leader 1 while this controller holds the leader lease.\n# TYPE vigil_leader gauge\nvigil_leader %d\n", lead)
 	fmt.Fprintf(w, "# HELP vigil_leader_epoch Epoch (fencing token) of this controller's term, or of the holder's last seen.\n# TYPE vigil_leader_epoch gauge\nvigil_leader_epoch %d\n", ls.Epoch)
 	fmt.Fprintf(w, "# HELP vigil_leader_transitions_total Times this controller acquired or lost the lease.\n# TYPE vigil_leader_transitions_total counter\nvigil_leader_transitions_total %d\n", ls.Transitions)
-	fmt.Fprintf(w, "# HELP vigil_follower_events_total Events not published because this controller followed.\n# TYPE vigil_follower_events_total counter\nvigil_follower_events_total %d\n", c.stats.FollowerEvents.Load())
+	fmt.Fprintf(w, "# HELP vigil_follower_events_total Events made while this controller followed (kept or dropped).\n# TYPE vigil_follower_events_total counter\nvigil_follower_events_total %d\n", c.stats.FollowerEvents.Load())
+	fmt.Fprintf(w, "# HELP vigil_follower_events_kept Events kept while following after losing the lease without seeing another holder, to publish on leading again.\n# TYPE vigil_follower_events_kept gauge\nvigil_follower_events_kept %d\n", c.stats.LapseKept.Load())
+	fmt.Fprintf(w, "# HELP vigil_follower_events_resumed_total Kept events published on leading again (nobody else led in between).\n# TYPE vigil_follower_events_resumed_total counter\nvigil_follower_events_resumed_total %d\n", c.stats.LapseResumed.Load())
+	fmt.Fprintf(w, "# HELP vigil_follower_events_discarded_total Kept events discarded because another controller may have led in between.\n# TYPE vigil_follower_events_discarded_total counter\nvigil_follower_events_discarded_total %d\n", c.stats.LapseDiscarded.Load())
+	fmt.Fprintf(w, "# HELP vigil_follower_events_overflow_total Events not kept because the buffer of kept events was full.\n# TYPE vigil_follower_events_overflow_total counter\nvigil_follower_events_overflow_total %d\n", c.stats.LapseOverflow.Load())
 	fmt.Fprintf(w, "# HELP vigil_follower_intents_total Intents held because this controller followed.\n# TYPE vigil_follower_intents_total counter\nvigil_follower_intents_total %d\n", c.stats.HeldIntents.Load())
 }

@@ -44,6 +44,11 @@ type Controller struct {
 	// submitted on taking over if the rule still fires (leadership.go).
 	held     map[string]rules.Intent
 	ledEpoch uint64 // epoch of the term the owner last acted on (0: none)
+	// lapseEvents: the events made while following in a lapse after this
+	// controller's term of line lapseLine, published if its next term
+	// continues that line (leadership.go).
+	lapseEvents []*wire.Event
+	lapseLine   uint64
 
 	reload    chan chan error
 	statusReq chan chan *Status
@@ -72,8 +77,11 @@ type Stats struct {
 	RuleLoadErrors, RuleReloads  atomic.Uint64
 	Evaluations, EvalNanoseconds atomic.Uint64
 	TriggeredRounds              atomic.Uint64 // evaluateChanged calls that had new data
-	FollowerEvents               atomic.Uint64 // events not published because this controller follows
+	FollowerEvents               atomic.Uint64 // events made while following (kept or dropped)
 	HeldIntents                  atomic.Uint64 // intents held while following
+	LapseKept                    atomic.Int64  // events kept while following in a lapse (now)
+	LapseResumed, LapseDiscarded atomic.Uint64 // kept events published on leading again / discarded
+	LapseOverflow                atomic.Uint64 // events not kept: the lapse's buffer was full
 }
 
 // New builds a controller over an established NATS connection. rules is
@@ -270,6 +278,7 @@ func (c *Controller) loop(ctx context.Context, msgs <-chan jetstream.Msg) error 
 	for {
 		select {
 		case <-ctx.Done():
+			c.lapseAtShutdown()
 			return nil
 		case m := <-msgs:
 			c.handle(m)

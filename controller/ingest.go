@@ -187,13 +187,16 @@ func (c *Controller) seriesEvent(kind string, h *host, s *series, t time.Time) *
 }
 
 // emit publishes an event of the owner goroutine (anomaly, forecast,
-// rule); a follower counts it and drops it, so that the history holds
-// each once, from the leader.
+// rule). Only the leader publishes, so that the history holds each once; a
+// follower keeps the event for its next term or drops it (leadership.go).
 func (c *Controller) emit(ev *wire.Event) {
-	if _, ok := c.lease.Leader(); !ok {
-		c.stats.FollowerEvents.Add(1)
+	if c.follows(ev) {
 		return
 	}
+	c.publishEvent(ev)
+}
+
+func (c *Controller) publishEvent(ev *wire.Event) {
 	if ev.Kind == wire.KindForecast && ev.State == "predicted" {
 		c.stats.Predictions.Add(1)
 	}

@@ -52,6 +52,23 @@ import (
 // so no other controller can hold the lease while this one believes it
 // does (clocks of one machine run at the same rate; the margin covers the
 // rate differences of two).
+//
+// Lines of terms: a term that ends without evidence of another holder (a
+// renewal failed with an error other than a revision mismatch, e.g. NATS
+// unreachable, or came too late) leaves a lapse. If this controller's next
+// term is acquired by the write directly after its own last write to the
+// key (revision base+1, base being the last revision it wrote or, when
+// its deletion of the key went through, the deletion's), nobody else
+// wrote the key in between, so nobody else led: the new term continues
+// the old one's line, and the events made during the lapse can be published
+// (leadership.go). Expiry by the bucket's age limit writes no revision
+// (lease_kv_test.go checks this against the real server, also across a
+// server restart), so a key that expired during the outage does not break
+// the line. Seeing another holder, losing the key to a revision mismatch,
+// or any other write to the bucket in between ends the line: every
+// revision of the bucket counts, so in a bucket shared by the keys of
+// several shards, a write to another key also ends it (conservatively:
+// the lapse's events are then discarded).
 
 // LeaseConfig configures the leader lease.
 type LeaseConfig struct {
@@ -151,6 +168,12 @@ type lease struct {
 	validUntil time.Time
 	holder     string
 	since      time.Time
+	line       uint64 // line of the current or last term: the epoch of its first term
+
+	// The lapse after a term that ended without evidence of another holder
+	// (lapseLine 0: none): lapseEpoch is that term's epoch, lapseBase the last
+	// revision of the key it wrote (or its deletion's).
+	lapseLine, lapseEpoch, lapseBase uint64
 
 	changed     chan struct{} // a leadership change, for the owner goroutine
 	transitions atomic.Uint64
@@ -184,6 +207,27 @@ func (l *lease) leads(epoch uint64) bool {
 	return ok && e == epoch
 }
 
+// standing returns, besides the epoch and whether this controller leads
+// (as Leader), the line of the term: while leading, the current term's;
+// while following in a lapse (no evidence that another controller led since
+// this one's last term), that term's; otherwise 0.
+func (l *lease) standing() (epoch uint64, leader bool, line uint64) {
+	if l == nil {
+		return 0, true, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.off:
+		return 0, true, 0
+	case l.leader && time.Now().Before(l.validUntil):
+		return l.epoch, true, l.line
+	case l.leader: // expired but not stepped down yet: no evidence either way
+		return l.epoch, false, l.line
+	}
+	return l.epoch, false, l.lapseLine
+}
+
 func (l *lease) status() LeaderStatus {
 	if l == nil {
 		return LeaderStatus{Leader: true, Disabled: true}
@@ -194,15 +238,22 @@ func (l *lease) status() LeaderStatus {
 	return LeaderStatus{Leader: leader, Epoch: l.epoch, Holder: l.holder, Since: l.since, Transitions: l.transitions.Load(), Disabled: l.off}
 }
 
+// leaseBucketConfig is the lease bucket: one revision per key, expired by
+// the bucket-wide age limit (no expiry markers: an expiry writes no
+// revision, which the lines of terms rely on).
+func leaseBucketConfig(cfg LeaseConfig) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket: cfg.Bucket, Description: "vigil controller leader lease", TTL: cfg.TTL, History: 1, Storage: jetstream.FileStorage,
+	}
+}
+
 // Run pursues and holds the lease until ctx ends, then releases it.
 func (l *lease) Run(ctx context.Context) error {
 	if l.off {
 		return nil
 	}
 	for l.kv == nil {
-		kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: l.cfg.Bucket, Description: "vigil controller leader lease", TTL: l.cfg.TTL, History: 1, Storage: jetstream.FileStorage,
-		})
+		kv, err := l.js.CreateOrUpdateKeyValue(ctx, leaseBucketConfig(l.cfg))
 		if err == nil {
 			l.kv = kv
 			break
@@ -290,17 +341,26 @@ func (l *lease) acquire(ctx context.Context) {
 	default:
 		var v leaseValue
 		_ = json.Unmarshal(e.Value(), &v)
+		epoch := v.Epoch
+		if epoch == 0 {
+			epoch = e.Revision()
+		}
 		if v.Holder != l.name {
-			epoch := v.Epoch
-			if epoch == 0 {
-				epoch = e.Revision()
-			}
 			l.mu.Lock()
-			l.holder, l.epoch = v.Holder, epoch
+			ended := l.lapseLine != 0
+			l.holder, l.epoch, l.lapseLine = v.Holder, epoch, 0
 			l.mu.Unlock()
+			if ended {
+				l.notify() // another controller leads: the lapse's events go
+			}
 			return
 		}
 		rev = e.Revision() // our own earlier term (a restart): a new term over it
+		l.mu.Lock()
+		if l.lapseLine != 0 && epoch == l.lapseEpoch {
+			l.lapseBase = rev // the last term's own write (a renewal that went through unacknowledged)
+		}
+		l.mu.Unlock()
 	}
 	t0 := time.Now()
 	nrev, err := l.write(ctx, rev, 0, t0)
@@ -309,11 +369,19 @@ func (l *lease) acquire(ctx context.Context) {
 		return
 	}
 	l.mu.Lock()
-	l.leader, l.epoch, l.rev, l.holder = true, nrev, nrev, l.name
+	lapseLine, lapseBase := l.lapseLine, l.lapseBase
+	line := nrev
+	if lapseLine != 0 && nrev == lapseBase+1 {
+		line = lapseLine // nobody wrote the key since this controller's last term
+	}
+	l.leader, l.epoch, l.rev, l.holder, l.line, l.lapseLine = true, nrev, nrev, l.name, line, 0
 	l.acquired, l.since, l.validUntil = t0, t0, t0.Add(l.cfg.TTL-l.cfg.TTL/10)
 	l.mu.Unlock()
 	l.transitions.Add(1)
-	l.log.Info("leader lease acquired", "epoch", nrev, "key", l.cfg.Key)
+	if lapseLine != 0 && line != lapseLine {
+		l.log.Info("lease key written by another since the last term", "last_revision", lapseBase, "revision", nrev)
+	}
+	l.log.Info("leader lease acquired", "epoch", nrev, "key", l.cfg.Key, "continues", line != nrev)
 	l.record("acquired", nrev, "")
 	l.notify()
 }
@@ -328,13 +396,20 @@ func (l *lease) stepDown(reason string, del bool) {
 	}
 	epoch, rev := l.epoch, l.rev
 	l.leader, l.since, l.holder = false, time.Now(), ""
+	if del { // no other holder seen: a lapse, unless the key shows one later
+		l.lapseLine, l.lapseEpoch, l.lapseBase = l.line, epoch, rev
+	}
 	l.mu.Unlock()
 	l.transitions.Add(1)
 	l.log.Warn("leader lease lost: stepping down", "epoch", epoch, "reason", reason)
 	l.record("lost", epoch, reason)
 	l.notify()
-	if del {
-		l.deleteHeld(rev)
+	if del && l.deleteHeld(rev) {
+		l.mu.Lock()
+		if l.lapseLine != 0 && l.lapseEpoch == epoch && l.lapseBase == rev {
+			l.lapseBase = rev + 1 // the deletion is the key's next revision
+		}
+		l.mu.Unlock()
 	}
 }
 
@@ -342,7 +417,7 @@ func (l *lease) stepDown(reason string, del bool) {
 func (l *lease) release() {
 	l.mu.Lock()
 	leader, epoch, rev := l.leader, l.epoch, l.rev
-	l.leader, l.since, l.holder = false, time.Now(), ""
+	l.leader, l.since, l.holder, l.lapseLine = false, time.Now(), "", 0
 	l.mu.Unlock()
 	if !leader {
 		return
@@ -354,12 +429,16 @@ func (l *lease) release() {
 	l.notify()
 }
 
-func (l *lease) deleteHeld(rev uint64) {
+// deleteHeld deletes the key if its revision is still rev and reports
+// whether the deletion was acknowledged.
+func (l *lease) deleteHeld(rev uint64) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.Renew)
 	defer cancel()
 	if err := l.kv.Delete(ctx, l.cfg.Key, jetstream.LastRevision(rev)); err != nil {
 		l.log.Debug("lease key not deleted", "err", err)
+		return false
 	}
+	return true
 }
 
 func (l *lease) notify() {
