@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,11 @@ type Controller struct {
 	visitFn func(*wire.PointView)
 	badLog  map[string]time.Time // subject -> last time a malformed line was logged
 	seqs    map[string]*seqState // subject token -> sequence accounting
+	// work: the queued model updates of the batches being handled, unacked
+	// their messages; parallel: the goroutines that run them (ingest_par.go)
+	work     []modelWork
+	unacked  []jetstream.Msg
+	parallel int
 	// hostSeqs: per-host gaps and duplicates for /metrics (ingest.go)
 	hostSeqs hostSeqCounts
 }
@@ -127,6 +133,7 @@ func New(cfg *Config, nc *nats.Conn, set *rules.Set, log *slog.Logger) (*Control
 		c.history = h
 	}
 	c.visitFn = c.visit
+	c.parallel = runtime.GOMAXPROCS(0)
 	return c, nil
 }
 
@@ -283,6 +290,7 @@ func (c *Controller) loop(ctx context.Context, msgs <-chan jetstream.Msg) error 
 		case m := <-msgs:
 			c.handle(m)
 			c.handleQueued(ctx, msgs)
+			c.finishBatches()
 			c.evaluateChanged(c.now())
 		case <-tick.C:
 			c.evaluate(c.now())

@@ -12,9 +12,10 @@ import (
 	"github.com/vigil-sre/vigil/internal/wire"
 )
 
-// handle processes one telemetry message in the owner goroutine and
-// acknowledges it. Bad input is counted and reported; the good lines of a
-// batch are kept.
+// handle processes one telemetry message in the owner goroutine. Bad input
+// is counted and reported; the good lines of a batch are kept. The model
+// updates of its samples may stay queued, and the message unacknowledged,
+// until finishBatches (ingest_par.go).
 func (c *Controller) handle(m jetstream.Msg) {
 	c.stats.Messages.Add(1)
 	data := m.Data()
@@ -39,7 +40,10 @@ func (c *Controller) handle(m jetstream.Msg) {
 			c.log.Warn("malformed telemetry lines skipped", "subject", subj, "bad", bad, "good", ok, "first", errs[0].Error())
 		}
 	}
-	_ = m.Ack()
+	c.unacked = append(c.unacked, m)
+	if len(c.work) >= maxQueuedWork {
+		c.finishBatches()
+	}
 }
 
 // seqState follows Vigil-Seq of one publisher (subject token).
@@ -147,20 +151,7 @@ func (c *Controller) observePoint(h *host, p *wire.PointView) {
 			c.stats.NonNumeric.Add(1)
 			continue
 		}
-		s, ok := c.store.observe(h, p, f, x, t)
-		if !ok {
-			c.stats.SeriesLimit.Add(1)
-			continue
-		}
-		c.stats.Samples.Add(1)
-		if s.score.Likelihood >= c.cfg.Detectors.AnomalyThreshold {
-			c.anomaly(h, s)
-		} else if s.anomalous && s.score.Likelihood < 0.5 {
-			s.anomalous = false
-		}
-		if len(s.preds) > 0 {
-			c.checkCrossing(h, s)
-		}
+		c.queueSample(h, p, f, x, t) // handled in decodeBatch's flushWork (ingest_par.go)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -14,11 +15,18 @@ import (
 // BenchmarkIngestSamples measures the controller's in-process path for
 // telemetry: line-protocol decoding, series lookup, the anomaly detector
 // and the forecaster of every sample, forecast-watch checks (DESIGN budget:
-// ≥ 1,000,000 samples/s on 2 cores; this runs on one goroutine, as the
-// controller's owner does).
+// ≥ 1,000,000 samples/s on 2 cores). It handles the batches as the
+// controller's owner does under load: groups of 10 batches (2000 samples)
+// queued before their models are updated, shared out over GOMAXPROCS
+// goroutines (ingest_par.go); the -serial variants update them on the
+// owner alone.
 func BenchmarkIngestSamples(b *testing.B) {
-	for _, name := range []string{"ewma", "vigil"} {
-		b.Run(name, func(b *testing.B) {
+	for _, bc := range []struct {
+		name     string
+		parallel int
+	}{{"ewma", runtime.GOMAXPROCS(0)}, {"vigil", runtime.GOMAXPROCS(0)}, {"ewma-serial", 1}, {"vigil-serial", 1}} {
+		name := strings.TrimSuffix(bc.name, "-serial")
+		b.Run(bc.name, func(b *testing.B) {
 			cfg, err := ParseConfig("b.yaml", []byte("detectors: {anomaly: "+name+"}\n"))
 			if err != nil {
 				b.Fatal(err)
@@ -29,8 +37,9 @@ func BenchmarkIngestSamples(b *testing.B) {
 			c := &Controller{cfg: cfg, log: log, now: time.Now, store: newStore(newDet, newFc, cfg.Forecasts),
 				pub: newPublisher(nil, log, 1<<16), badLog: map[string]time.Time{}, seqs: map[string]*seqState{}}
 			c.visitFn = c.visit
+			c.parallel = bc.parallel
 			// 100 hosts, each batch 40 lines × 5 fields = 200 samples.
-			const hosts, lines, fields = 100, 40, 5
+			const hosts, lines, fields, group = 100, 40, 5, 10
 			t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			batch := func(h, tick int) []byte {
 				var sb strings.Builder
@@ -52,7 +61,7 @@ func BenchmarkIngestSamples(b *testing.B) {
 			// meets its first decrease, when a counter guess turns into a gauge, here).
 			for i, bt := range batches {
 				c.msgNow = t0.Add(time.Duration(i/hosts) * 10 * time.Second)
-				c.dec.Decode(bt, c.visitFn)
+				c.decodeBatch(bt)
 			}
 			for len(c.pub.ch) > 0 {
 				<-c.pub.ch
@@ -71,10 +80,14 @@ func BenchmarkIngestSamples(b *testing.B) {
 				c.msgNow = t0.Add(time.Duration(1+i/hosts) * 10 * time.Second) // every host ticks every 10 s
 				ok, _, _ := c.dec.Decode(bt, c.visitFn)
 				samples += ok * fields
+				if (i+1)%group == 0 || len(c.work) >= maxQueuedWork {
+					c.flushWork()
+				}
 				if i%1000 == 0 {
 					drain()
 				}
 			}
+			c.flushWork()
 			b.ReportMetric(float64(samples)/b.Elapsed().Seconds(), "samples/s")
 		})
 	}

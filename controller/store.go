@@ -29,6 +29,7 @@ type series struct {
 	gauge              bool         // has decreased (not a counter reset): see detectorInput
 	win                *sampleRing  // recent samples, only if a rule reads a window of it (store_window.go)
 	pass               uint64       // the store's pass when it last took a sample (store_changes.go)
+	queued             bool         // its model update is queued (ingest_par.go)
 }
 
 func (s *series) name() string { return s.measurement + "." + s.field }
@@ -94,6 +95,18 @@ func (st *store) host(name string) *host {
 // observe updates the series of one field of point p on host h and
 // returns it. ok is false when the host reached its series limit.
 func (st *store) observe(h *host, p *wire.PointView, f *wire.FieldView, x float64, t int64) (*series, bool) {
+	s, ok := st.lookup(h, p, f)
+	if !ok {
+		return nil, false
+	}
+	w := st.take(h, s, x, t)
+	w.feed()
+	return s, true
+}
+
+// lookup returns the series of one field of point p on host h, created
+// if new. ok is false when the host reached its series limit.
+func (st *store) lookup(h *host, p *wire.PointView, f *wire.FieldView) (*series, bool) {
 	k := st.key[:0]
 	k = append(k, p.Measurement...)
 	k = append(k, 0)
@@ -119,24 +132,30 @@ func (st *store) observe(h *host, p *wire.PointView, f *wire.FieldView, x float6
 		h.ordered = append(h.ordered, s)
 		st.indexSeries(h, s)
 	}
+	return s, true
+}
+
+// take records sample x at t of series s of host h — everything but the
+// models: the change marks, the latest value, the rule window — and
+// returns the update of the models (detector, peak hold, forecaster) that
+// is left to do, which touches s's models only (modelWork.feed).
+func (st *store) take(h *host, s *series, x float64, t int64) modelWork {
+	w := modelWork{h: h, s: s}
 	if t < s.lastT { // out of order: keep latest, do not feed the models
-		return s, true
+		return w
 	}
 	s.pass = st.pass
 	if h.pass != st.pass {
 		h.pass = st.pass
 		st.changed = append(st.changed, h)
 	}
-	if in, ok := s.detectorInput(t, x); ok {
-		s.score = s.det.Observe(t, in)
-		s.hold.Observe(t, s.score.Likelihood)
-	}
+	w.in, w.det = s.detectorInput(t, x)
+	w.fed, w.t, w.x = true, t, x
 	s.last, s.lastT = x, t
-	s.fc.Observe(t, x)
 	if s.win != nil {
 		s.win.add(t, x)
 	}
-	return s, true
+	return w
 }
 
 // detectorInput is what the anomaly detector sees of sample x at t. A

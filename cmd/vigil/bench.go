@@ -10,7 +10,7 @@ const benchUsage = `Usage:
   vigil bench nab score --results DIR --labels FILE [--json] [--detail PROFILE]
                                                              score results the NAB way
   vigil bench forecast [--json]                            seeded failure scenarios: lead time, false alarms
-  vigil bench e2e [--duration D] [--hosts N] [--rate S] [--json]  controller end to end over NATS: samples/s, latency
+  vigil bench e2e [--duration D] [--hosts N] [--rate S] [--detector D] [--json]  controller end to end over NATS: samples/s, latency
 `
 
 func cmdBench(args []string, stdout, stderr io.Writer) int {

@@ -33,6 +33,7 @@ type e2eOptions struct {
 	Rate       float64       // samples/s over all publishers; 0 = as fast as possible
 	Drain      time.Duration // longest wait for the controller to process the backlog
 	MaxLag     uint64        // samples published and not yet processed before publishers wait
+	Detector   string        // the controller's anomaly detector; "" = ewma
 	Log        *slog.Logger  // components' logs
 }
 
@@ -99,6 +100,7 @@ func cmdBenchE2E(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&o.Rate, "rate", 0, "samples/s over all publishers (0 = as fast as possible)")
 	fs.DurationVar(&o.Drain, "drain", 2*time.Minute, "longest wait for the controller to catch up")
 	fs.Uint64Var(&o.MaxLag, "max-lag", e2eMaxLag, "publishers wait while more samples than this are not processed yet")
+	fs.StringVar(&o.Detector, "detector", "ewma", "the controller's anomaly detector (the prober times ingestion by an anomaly event per spike, which only ewma reports; others show its probes as missed)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	verbose := fs.Bool("verbose", false, "show the components' logs")
 	if err := fs.Parse(args); err != nil {
@@ -165,10 +167,15 @@ func runE2E(ctx context.Context, o e2eOptions) (*e2eResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("e2e rules: %w", err)
 	}
-	// ewma: the prober times ingestion by the anomaly event of every spike; the ensemble reports
-	// only an anomaly's onset (and needs 150 samples of warm-up), so it would hide all but one.
+	// ewma by default: the prober times ingestion by the anomaly event of every spike; the
+	// ensemble reports only an anomaly's onset (and needs 150 samples of warm-up), so it would
+	// hide all but one.
+	det := o.Detector
+	if det == "" {
+		det = "ewma"
+	}
 	cfg, err := controller.ParseConfig("e2e-controller.yaml", []byte(fmt.Sprintf(
-		"name: e2e\nnats:\n  url: %q\nconsumer: vigil-e2e\napi:\n  listen: \"off\"\ndetectors:\n  anomaly: ewma\n", srv.URL())))
+		"name: e2e\nnats:\n  url: %q\nconsumer: vigil-e2e\napi:\n  listen: \"off\"\ndetectors:\n  anomaly: %q\n", srv.URL(), det)))
 	if err != nil {
 		return nil, fmt.Errorf("e2e controller config: %w", err)
 	}
