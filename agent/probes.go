@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os/exec"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/vigil-sre/vigil/internal/config"
+	"github.com/vigil-sre/vigil/internal/run"
 	"github.com/vigil-sre/vigil/internal/wire"
 )
 
@@ -224,22 +223,12 @@ func tcpProbe(addr string) func(context.Context) ([]wire.Field, error) {
 
 func commandProbe(program string, args []string) func(context.Context) ([]wire.Field, error) {
 	return func(ctx context.Context) ([]wire.Field, error) {
-		cmd := exec.CommandContext(ctx, program, args...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-		cmd.WaitDelay = time.Second
-		start := time.Now()
-		if err := cmd.Start(); err != nil {
-			return []wire.Field{wire.I("up", 0), wire.I("exit_code", -1), wire.F("duration_ms", 0)}, err
+		res := run.Run(ctx, run.Spec{Argv: append([]string{program}, args...), InheritEnv: true, MaxOutput: -1})
+		if !res.Started {
+			return []wire.Field{wire.I("up", 0), wire.I("exit_code", -1), wire.F("duration_ms", 0)}, res.Err
 		}
-		err := cmd.Wait()
-		took := time.Since(start)
-		code := cmd.ProcessState.ExitCode() // -1 when ended by a signal
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) && !errors.Is(err, exec.ErrWaitDelay) {
-			return nil, fmt.Errorf("wait: %w", err)
-		}
-		return []wire.Field{wire.I("up", b01(code == 0)), wire.I("exit_code", int64(code)), wire.F("duration_ms", ms(took))}, nil
+		code := res.ExitCode // -1 when ended by a signal (the timeout's too)
+		return []wire.Field{wire.I("up", b01(code == 0)), wire.I("exit_code", int64(code)), wire.F("duration_ms", ms(res.Duration))}, nil
 	}
 }
 

@@ -8,9 +8,9 @@ import (
 	"log/slog"
 	"os/exec"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/vigil-sre/vigil/internal/run"
 	"github.com/vigil-sre/vigil/internal/wire"
 )
 
@@ -128,47 +128,23 @@ const maxToolOutput = 4 << 20
 // exit is not an error here: smartctl reports disk problems in its exit
 // status. Errors are: not started, killed, output too large.
 func runTool(ctx context.Context, program string, args ...string) ([]byte, int, error) {
-	cmd := exec.CommandContext(ctx, program, args...)
-	var out, errOut limitedBuffer
-	out.max, errOut.max = maxToolOutput, 4096
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
-	err := cmd.Run()
+	res := run.Run(ctx, run.Spec{Argv: append([]string{program}, args...), InheritEnv: true, MaxOutput: maxToolOutput, MaxStderr: 4096})
 	if ctx.Err() != nil {
 		return nil, -1, fmt.Errorf("%s: %w", program, ctx.Err())
 	}
 	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		return nil, -1, fmt.Errorf("%s: %w", program, err)
+	if res.Err != nil && !errors.As(res.Err, &ee) {
+		return nil, -1, fmt.Errorf("%s: %w", program, res.Err)
 	}
-	if out.over {
+	if res.StdoutTruncated {
 		return nil, -1, fmt.Errorf("%s: output larger than %d bytes", program, maxToolOutput)
 	}
-	code := cmd.ProcessState.ExitCode()
+	code := res.ExitCode
 	if code < 0 {
-		return nil, code, fmt.Errorf("%s: %v", program, cmd.ProcessState)
+		return nil, code, fmt.Errorf("%s: %v", program, res.Err)
 	}
-	if code != 0 && out.Len() == 0 {
-		return nil, code, fmt.Errorf("%s: exit status %d: %s", program, code, bytes.TrimSpace(errOut.Bytes()))
+	if code != 0 && len(res.Stdout) == 0 {
+		return nil, code, fmt.Errorf("%s: exit status %d: %s", program, code, bytes.TrimSpace(res.Stderr))
 	}
-	return out.Bytes(), code, nil
-}
-
-// limitedBuffer keeps at most max bytes and notes when there was more.
-type limitedBuffer struct {
-	bytes.Buffer
-	max  int
-	over bool
-}
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	n := len(p)
-	if room := b.max - b.Len(); n > room {
-		b.over = true
-		p = p[:max(room, 0)]
-	}
-	b.Buffer.Write(p)
-	return n, nil // the rest is dropped, not refused: the tool must not block
+	return res.Stdout, code, nil
 }

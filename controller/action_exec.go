@@ -1,16 +1,12 @@
 package controller
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"syscall"
 	"time"
 
+	"github.com/vigil-sre/vigil/internal/run"
 	"github.com/vigil-sre/vigil/rules"
 )
 
@@ -50,41 +46,27 @@ func newExecAction(spec *rules.Action, cfg ActionsConfig) (Action, error) {
 func (a *execAction) Kind() string { return "exec" }
 
 func (a *execAction) Execute(ctx context.Context, in rules.Intent) (Outcome, error) {
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, a.program, a.args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 2 * time.Second
-	cmd.Env = append(inherited(a.passEnv), execEnv(in)...)
-	out := &limitedBuffer{max: a.maxOutput}
-	cmd.Stdout, cmd.Stderr = out, out
-	err := cmd.Run()
-	o := Outcome{Status: OutcomeSuccess, Output: out.String()}
-	if cmd.ProcessState != nil {
-		o.ExitCode = cmd.ProcessState.ExitCode()
+	res := run.Run(ctx, run.Spec{
+		Argv:    append([]string{a.program}, a.args...),
+		PassEnv: a.passEnv, Env: execEnv(in),
+		Timeout: a.timeout, MaxOutput: a.maxOutput, Combined: true, WaitDelay: 2 * time.Second,
+	})
+	o := Outcome{Status: OutcomeSuccess, Output: string(res.Stdout)}
+	if res.StdoutTruncated {
+		o.Output += "\n[output truncated]"
+	}
+	if res.Started {
+		o.ExitCode = res.ExitCode
 	}
 	switch {
-	case err == nil:
+	case res.Err == nil:
 		return o, nil
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case res.TimedOut:
 		o.Status = OutcomeTimeout
-		return o, fmt.Errorf("exec %s: timed out after %s", a.program, a.timeout)
 	default:
 		o.Status = OutcomeFailure
-		return o, fmt.Errorf("exec %s: %w", a.program, err)
 	}
-}
-
-// inherited is the part of the controller's environment an action gets.
-func inherited(names []string) []string {
-	var env []string
-	for _, k := range names {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	return env
+	return o, fmt.Errorf("exec %s: %w", a.program, res.Err)
 }
 
 func execEnv(in rules.Intent) []string {
@@ -107,35 +89,6 @@ func execEnv(in rules.Intent) []string {
 		"VIGIL_PREDICTED_FAILURE=" + pred,
 		"VIGIL_VALUES=" + string(vals),
 	}
-}
-
-// limitedBuffer keeps the first max bytes written and notes truncation.
-type limitedBuffer struct {
-	buf       bytes.Buffer
-	max       int
-	truncated bool
-}
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	room := b.max - b.buf.Len()
-	if room <= 0 {
-		b.truncated = b.truncated || len(p) > 0
-		return len(p), nil
-	}
-	if len(p) > room {
-		b.buf.Write(p[:room])
-		b.truncated = true
-		return len(p), nil
-	}
-	b.buf.Write(p)
-	return len(p), nil
-}
-
-func (b *limitedBuffer) String() string {
-	if b.truncated {
-		return b.buf.String() + "\n[output truncated]"
-	}
-	return b.buf.String()
 }
 
 func init() { registerAction("exec", newExecAction) }

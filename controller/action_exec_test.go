@@ -236,13 +236,25 @@ func init() {
 
 func TestActionEnvironmentIsNotInherited(t *testing.T) {
 	t.Setenv("VIGIL_SECRET_FOR_TEST", "hunter2")
-	env := inherited(append([]string{"VIGIL_ABSENT_FOR_TEST"}, DefaultPassEnv...))
-	for _, kv := range env {
-		if strings.HasPrefix(kv, "VIGIL_SECRET_FOR_TEST=") || strings.HasPrefix(kv, "VIGIL_ABSENT_FOR_TEST=") {
-			t.Fatalf("environment %q reached the action", kv)
+	prog := testProg(t)
+	for _, pass := range []bool{false, true} {
+		cfg := ActionsConfig{Concurrency: 1, MaxOutput: 4096}
+		if pass {
+			cfg.PassEnv = append([]string{"VIGIL_SECRET_FOR_TEST", "VIGIL_ABSENT_FOR_TEST"}, DefaultPassEnv...)
 		}
-	}
-	if got := inherited([]string{"VIGIL_SECRET_FOR_TEST"}); len(got) != 1 || got[0] != "VIGIL_SECRET_FOR_TEST=hunter2" {
-		t.Fatalf("pass_env did not pass the variable: %q", got)
+		act, err := newAction(&rules.Action{Name: "t", Kind: "exec", Program: prog, Args: []string{"env"}, Timeout: 10 * time.Second}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := act.Execute(context.Background(), execIntent())
+		if err != nil {
+			t.Fatalf("Execute: %v", err)
+		}
+		if strings.Contains(o.Output, "VIGIL_ABSENT_FOR_TEST") {
+			t.Errorf("an unset variable reached the action:\n%s", o.Output)
+		}
+		if got := strings.Contains(o.Output, "VIGIL_SECRET_FOR_TEST=hunter2\n"); got != pass {
+			t.Errorf("pass_env %v: the variable reached the action: %v\n%s", pass, got, o.Output)
+		}
 	}
 }

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/vigil-sre/vigil/internal/run"
 )
 
 // memberHealth is the last probe of one member.
@@ -162,17 +162,17 @@ func (m *failoverManager) runHook(ctx context.Context, s *ServiceConfig, hk *Hoo
 // runProgram runs hk with actions.pass_env and env, killing its process
 // group on timeout.
 func (m *failoverManager) runProgram(ctx context.Context, hk *HookConfig, env ...string) error {
-	ctx, cancel := context.WithTimeout(ctx, hk.Timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, hk.Program, hk.Args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 2 * time.Second
-	cmd.Env = append(inherited(m.actions.passEnv()), env...)
-	out := &limitedBuffer{max: 4096}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s: %w: %s", hk.Program, err, strings.TrimSpace(out.String()))
+	res := run.Run(ctx, run.Spec{
+		Argv:    append([]string{hk.Program}, hk.Args...),
+		PassEnv: m.actions.passEnv(), Env: env,
+		Timeout: hk.Timeout, MaxOutput: 4096, Combined: true, WaitDelay: 2 * time.Second,
+	})
+	if res.Err != nil {
+		out := string(res.Stdout)
+		if res.StdoutTruncated {
+			out += "\n[output truncated]"
+		}
+		return fmt.Errorf("%s: %w: %s", hk.Program, res.Err, strings.TrimSpace(out))
 	}
 	return nil
 }

@@ -1,14 +1,13 @@
 package backup
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"os/exec"
+	"sort"
 	"strings"
 	"time"
+
+	"github.com/vigil-sre/vigil/internal/run"
 )
 
 // Hook is a program run before or after a backup: program and arguments,
@@ -35,24 +34,21 @@ func (h *Hook) Run(ctx context.Context, env map[string]string) error {
 	if timeout <= 0 {
 		timeout = DefaultHookTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, h.Program, h.Args...)
-	cmd.Env = os.Environ()
+	extra := make([]string, 0, len(env))
 	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		extra = append(extra, k+"="+v)
 	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.WaitDelay = time.Second
-	err := cmd.Run()
+	sort.Strings(extra)
+	res := run.Run(ctx, run.Spec{
+		Argv:       append([]string{h.Program}, h.Args...),
+		InheritEnv: true, Env: extra,
+		Timeout: timeout, MaxOutput: 4096, KeepTail: true, Combined: true,
+	})
+	err := res.Err
 	if err == nil {
 		return nil
 	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		err = fmt.Errorf("timed out after %s", timeout)
-	}
-	msg := strings.TrimSpace(out.String())
+	msg := strings.TrimSpace(string(res.Stdout))
 	if len(msg) > 512 {
 		msg = "..." + msg[len(msg)-512:]
 	}

@@ -1,15 +1,15 @@
 package release
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/vigil-sre/vigil/internal/run"
 )
 
 // Command is a program run with arguments, never through a shell, bounded
@@ -33,21 +33,16 @@ func (c Command) Run(ctx context.Context) error {
 	if t <= 0 {
 		t = 60 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(ctx, t)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, c.Program, c.Args...)
-	if len(c.Env) > 0 {
-		cmd.Env = append(cmd.Environ(), c.Env...)
-	}
-	var out tailBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.WaitDelay = time.Second
-	err := cmd.Run()
-	if ctx.Err() != nil {
+	res := run.Run(ctx, run.Spec{
+		Argv:       append([]string{c.Program}, c.Args...),
+		InheritEnv: true, Env: c.Env,
+		Timeout: t, MaxOutput: 2048, KeepTail: true, Combined: true,
+	})
+	if res.TimedOut || ctx.Err() != nil {
 		return fmt.Errorf("%s: timed out after %s", c.Program, t)
 	}
-	if err != nil {
-		if tail := strings.TrimSpace(out.String()); tail != "" {
+	if err := res.Err; err != nil {
+		if tail := strings.TrimSpace(string(res.Stdout)); tail != "" {
 			return fmt.Errorf("%s: %w: %s", c.Program, err, tail)
 		}
 		return fmt.Errorf("%s: %w", c.Program, err)
@@ -129,19 +124,3 @@ func (h HealthCheck) once(ctx context.Context) error {
 	}
 	return nil
 }
-
-// tailBuffer keeps the last 2 KiB written to it.
-type tailBuffer struct{ b bytes.Buffer }
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	const keep = 2048
-	t.b.Write(p)
-	if t.b.Len() > keep {
-		tail := append([]byte(nil), t.b.Bytes()[t.b.Len()-keep:]...)
-		t.b.Reset()
-		t.b.Write(tail)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string { return t.b.String() }
