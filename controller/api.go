@@ -141,10 +141,14 @@ func (c *Controller) writeMetrics(w io.Writer) {
 		{"vigil_actions_succeeded_total", "Actions that succeeded.", float64(c.disp.succeeded.Load())},
 		{"vigil_actions_failed_total", "Actions that failed or timed out.", float64(c.disp.failed.Load())},
 		{"vigil_actions_skipped_total", "Intents not run: duplicate, cooldown, dry run or rejected.", float64(c.disp.skipped.Load())},
+		{"vigil_actions_ledger_errors_total", "Claims in the action ledger that failed (ledger unreachable).", float64(c.disp.ledgerErrors.Load())},
+		{"vigil_actions_deferred_total", "Automatic actions that waited for an unreachable action ledger.", float64(c.disp.deferredTotal.Load())},
+		{"vigil_actions_abandoned_total", "Ledger entries an earlier term left pending, awaiting approval, running or retrying, marked abandoned (never re-run).", float64(c.disp.abandoned.Load())},
 	}
 	for _, x := range m {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %g\n", x.name, x.help, x.name, x.name, x.v)
 	}
+	fmt.Fprintf(w, "# HELP vigil_actions_ledger_deferred Automatic actions waiting now for the action ledger to be reachable.\n# TYPE vigil_actions_ledger_deferred gauge\nvigil_actions_ledger_deferred %d\n", c.disp.deferredNow.Load())
 	c.writeLeaderMetrics(w)
 	hosts, counts := c.hostSeqs.snapshot()
 	for i, fam := range [2]struct{ name, help string }{

@@ -34,13 +34,19 @@ type dispatcher struct {
 
 	records *actionLog
 
-	ledger   *ledger // nil without JetStream or with actions.ledger: off (ledger.go)
-	lease    *lease  // nil: always leads (tests)
+	ledger   *ledger     // nil without JetStream or with actions.ledger: off (ledger.go)
+	wait     ledgerWait  // Run's goroutine: automatic intents waiting for the ledger (ledger_wait.go)
+	terms    chan uint64 // new terms of this controller: resolve what older ones left (ledger_abandon.go)
+	inflight inflightKeys
+	startAt  time.Time // when this dispatcher was made (lease off: older entries are a previous process's)
+	lease    *lease    // nil: always leads (tests)
 	handover chan handoverIntent
 	limits   rateLimits      // Run's goroutine
 	stopping <-chan struct{} // closed when Run's ctx ends: no more retries
 
 	submitted, started, succeeded, failed, skipped, overflow atomic.Uint64
+	ledgerErrors, deferredTotal, abandoned                   atomic.Uint64
+	deferredNow                                              atomic.Int64
 }
 
 func newDispatcher(cfg ActionsConfig, pub *publisher, log *slog.Logger, now func() time.Time) *dispatcher {
@@ -55,6 +61,9 @@ func newDispatcher(cfg ActionsConfig, pub *publisher, log *slog.Logger, now func
 		pending:  map[string]*pendingApproval{},
 		decide:   make(chan decision),
 		records:  newActionLog(1000),
+		terms:    make(chan uint64, 1),
+		inflight: inflightKeys{m: map[string]struct{}{}},
+		startAt:  time.Now(),
 	}
 }
 
@@ -84,6 +93,9 @@ func (d *dispatcher) Run(ctx context.Context) error {
 			return err
 		}
 		d.ledger = l
+		if d.lease == nil || d.lease.off { // one term for ever: resolve what a previous process left
+			d.resolveTerm(ctx, 0)
+		}
 	}
 	defer d.wg.Wait()
 	tick := time.NewTicker(time.Second)
@@ -91,7 +103,10 @@ func (d *dispatcher) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			d.dropDeferred()
 			return nil
+		case epoch := <-d.terms:
+			d.resolveTerm(ctx, epoch)
 		case in := <-d.in:
 			d.dispatch(ctx, in)
 		case h := <-d.handover:
@@ -100,6 +115,7 @@ func (d *dispatcher) Run(ctx context.Context) error {
 			dec.done <- d.decideApproval(ctx, dec)
 		case <-tick.C:
 			d.expireApprovals(d.now())
+			d.retryDeferred(ctx, d.now())
 		}
 	}
 }
@@ -116,16 +132,14 @@ func (d *dispatcher) dispatch(ctx context.Context, in rules.Intent) {
 	}
 	d.seen[in.Key] = now
 	d.expire(now)
-	if d.ledger != nil {
-		state, fresh, err := d.ledger.claim(ctx, in, now)
-		if err != nil {
-			d.log.Warn("action ledger unavailable; de-duplicating in memory only", "key", in.Key, "err", err)
-		}
-		if !fresh {
-			d.skip(in, OutcomeDup, "intent key already "+state+" (action ledger)")
-			return
-		}
+	if d.claimed(ctx, in, now) {
+		d.afterClaim(ctx, in, now)
 	}
+}
+
+// afterClaim applies cooldowns, dry runs and manual mode to a claimed
+// intent, and launches the rest.
+func (d *dispatcher) afterClaim(ctx context.Context, in rules.Intent, now time.Time) {
 	r := in.Rule
 	rk := r.Group + "/" + r.Name + "/" + in.Subject
 	if last, ok := d.lastRun[rk]; ok && now.Sub(last) < r.Cooldown {
@@ -138,7 +152,7 @@ func (d *dispatcher) dispatch(ctx context.Context, in rules.Intent) {
 		return
 	}
 	if r.Mode == "manual" {
-		if d.ledger != nil {
+		if d.ledger != nil && !d.wait.down {
 			d.ledger.set(in, "awaiting_approval", 0, "", now)
 		}
 		d.await(in, now)
@@ -164,6 +178,7 @@ func (d *dispatcher) launch(ctx context.Context, in rules.Intent, now time.Time,
 	}
 	r := in.Rule
 	d.lastRun[r.Group+"/"+r.Name+"/"+in.Subject] = now
+	d.inflight.add(in.Key)
 	d.wg.Add(1)
 	go d.execute(context.WithoutCancel(ctx), act, in, approvedBy)
 }
@@ -187,7 +202,7 @@ func (d *dispatcher) skip(in rules.Intent, outcome, why string) {
 	ev.Outcome, ev.Error = outcome, why
 	d.pub.Publish(ev)
 	d.records.update(in, "skipped", outcome, why, ev.Time)
-	if d.ledger != nil && outcome != OutcomeDup && outcome != OutcomeNotLeader {
+	if d.ledger != nil && outcome != OutcomeDup && outcome != OutcomeNotLeader && outcome != OutcomeLedgerUnavailable && !d.wait.down {
 		d.ledger.set(in, "skipped", 0, outcome+": "+why, ev.Time)
 	}
 	d.log.Info("action skipped", "rule", in.Rule.Name, "host", in.Subject, "outcome", outcome, "reason", why)
@@ -195,6 +210,7 @@ func (d *dispatcher) skip(in rules.Intent, outcome, why string) {
 
 func (d *dispatcher) execute(ctx context.Context, act Action, in rules.Intent, approvedBy string) {
 	defer d.wg.Done()
+	defer d.inflight.remove(in.Key)
 	d.sem <- struct{}{}
 	defer func() { <-d.sem }()
 	if !d.lease.leads(in.Epoch) { // deposed while the action waited for a slot

@@ -33,7 +33,7 @@ type dispHarness struct {
 
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func startDispatcher(t *testing.T, cfg ActionsConfig, pub *publisher) *dispHarness {
+func startDispatcher(t *testing.T, cfg ActionsConfig, pub *publisher, setup ...func(*dispatcher)) *dispHarness {
 	t.Helper()
 	if pub == nil {
 		pub = newPublisher(nil, discardLog(), 1024)
@@ -43,6 +43,9 @@ func startDispatcher(t *testing.T, cfg ActionsConfig, pub *publisher) *dispHarne
 	}
 	h := &dispHarness{pub: pub, done: make(chan struct{})}
 	h.d = newDispatcher(cfg, pub, discardLog(), func() time.Time { return time.Now().Add(time.Duration(h.offset.Load())) })
+	for _, f := range setup {
+		f(h.d)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { defer close(h.done); _ = h.d.Run(ctx) }()

@@ -127,6 +127,7 @@ func (c *Controller) leadershipChanged(now time.Time) {
 		return
 	}
 	c.ledEpoch = epoch
+	c.disp.NewTerm(epoch) // what older terms left unsettled in the ledger is abandoned
 	if len(c.held) == 0 {
 		return
 	}

@@ -74,6 +74,12 @@ func (rc *runningCtl) reload(t *testing.T) {
 // ruleEvents returns the events of rule in the events stream.
 func ruleEvents(t *testing.T, url, rule string) []*wire.Event {
 	t.Helper()
+	return streamEvents(t, url, func(ev *wire.Event) bool { return ev.Kind == wire.KindRule && ev.Rule == rule })
+}
+
+// streamEvents returns the events in the events stream for which keep holds.
+func streamEvents(t *testing.T, url string, keep func(*wire.Event) bool) []*wire.Event {
+	t.Helper()
 	js, err := jetstream.New(connectNATS(t, url))
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +104,7 @@ func ruleEvents(t *testing.T, url, rule string) []*wire.Event {
 		if err != nil {
 			t.Fatalf("event %d: %v", seq, err)
 		}
-		if ev.Kind == wire.KindRule && ev.Rule == rule {
+		if keep(ev) {
 			out = append(out, ev)
 		}
 	}

@@ -28,6 +28,13 @@ type Safety struct {
 	// LedgerTTL: how long entries are kept. Default 168h (7 days); intent
 	// keys embed the firing's start, so an old key does not come back.
 	LedgerTTL time.Duration `yaml:"ledger_ttl"`
+	// LedgerWait: how long an automatic action waits while the ledger
+	// cannot be reached. Such an action does not run unrecorded (after a
+	// restart it could run a second time): it waits, the claim retried
+	// with doubling backoff (1s to 30s), and is dropped with outcome
+	// ledger_unavailable when the ledger stays unreachable this long.
+	// Dry runs and manual-mode actions do not wait. Default 5m.
+	LedgerWait time.Duration `yaml:"ledger_wait"`
 	// Retries of a failed action (default 0; a rule's action may ask for
 	// more with params: {retries: N}, at most 10). Attempt n > 1 runs
 	// with the intent key "<key>#retry<n-1>", so idempotent receivers
@@ -65,6 +72,9 @@ func (s *Safety) validate(doc *config.Doc) config.Errors {
 	if s.RetryBackoff == 0 {
 		s.RetryBackoff = 10 * time.Second
 	}
+	if s.LedgerWait == 0 {
+		s.LedgerWait = 5 * time.Minute
+	}
 	if s.Retries < 0 || s.Retries > maxRetries {
 		errs = append(errs, doc.Errorf("actions.retries", "retries %d is outside [0, %d]", s.Retries, maxRetries))
 	}
@@ -77,6 +87,9 @@ func (s *Safety) validate(doc *config.Doc) config.Errors {
 	if s.LedgerTTL < 0 {
 		errs = append(errs, doc.Errorf("actions.ledger_ttl", "ledger_ttl must not be negative"))
 	}
+	if s.LedgerWait < 0 {
+		errs = append(errs, doc.Errorf("actions.ledger_wait", "ledger_wait must not be negative"))
+	}
 	return errs
 }
 
@@ -85,6 +98,13 @@ func (s Safety) bucket() string {
 		return DefaultLedgerBucket
 	}
 	return s.Ledger
+}
+
+func (s Safety) ledgerWait() time.Duration {
+	if s.LedgerWait <= 0 {
+		return 5 * time.Minute
+	}
+	return s.LedgerWait
 }
 
 func (s Safety) retryBackoff(attempt int) time.Duration {
@@ -107,15 +127,21 @@ type LedgerEntry struct {
 	State    string `json:"state"`
 	Rule     string `json:"rule"`
 	Group    string `json:"group"`
+	Severity string `json:"severity,omitempty"`
 	Subject  string `json:"subject"`
 	Action   string `json:"action,omitempty"`
+	Kind     string `json:"kind,omitempty"` // of the action
 	Attempts int    `json:"attempts,omitempty"`
 	Error    string `json:"error,omitempty"`
 	// Epoch: the leader lease term (fencing token) of the controller that
 	// wrote the entry; a controller at an older epoch does not overwrite it.
-	Epoch   uint64       `json:"epoch,omitempty"`
-	Updated time.Time    `json:"updated"`
-	History []LedgerStep `json:"history"`
+	// An abandoned entry keeps the epoch of the term that left it (its
+	// late outcome may still be recorded) and names the term that
+	// abandoned it in AbandonedBy (ledger_abandon.go).
+	Epoch       uint64       `json:"epoch,omitempty"`
+	AbandonedBy uint64       `json:"abandoned_by,omitempty"`
+	Updated     time.Time    `json:"updated"`
+	History     []LedgerStep `json:"history"`
 }
 
 // LedgerStep is one state change of an entry.
@@ -154,9 +180,9 @@ func ledgerKey(intentKey string) string {
 }
 
 // claim records in as pending unless its key is in the ledger already;
-// then it returns the recorded state and false. A ledger that cannot be
-// reached does not stop actions (the in-memory de-duplication still
-// holds): the error is returned with true.
+// then it returns the recorded state and false. When the ledger cannot be
+// reached the error is returned (with true); the dispatcher then holds an
+// automatic action until a claim succeeds (ledger_wait.go).
 func (l *ledger) claim(ctx context.Context, in rules.Intent, now time.Time) (string, bool, error) {
 	e := newLedgerEntry(in, "pending", now)
 	b, _ := json.Marshal(e)
@@ -294,9 +320,9 @@ func (l *ledger) getRev(ctx context.Context, intentKey string) (*LedgerEntry, ui
 func newLedgerEntry(in rules.Intent, state string, now time.Time) *LedgerEntry {
 	e := &LedgerEntry{Key: in.Key, State: state, Subject: in.Subject, Epoch: in.Epoch, Updated: now, History: []LedgerStep{{State: state, At: now}}}
 	if r := in.Rule; r != nil {
-		e.Rule, e.Group = r.Name, r.Group
+		e.Rule, e.Group, e.Severity = r.Name, r.Group, r.Severity
 		if r.Action != nil {
-			e.Action = r.Action.Name
+			e.Action, e.Kind = r.Action.Name, r.Action.Kind
 		}
 	}
 	return e

@@ -77,6 +77,9 @@ func (d *dispatcher) attempt(ctx context.Context, act Action, in rules.Intent) (
 		if err == nil || n > retries {
 			return o, n, err
 		}
+		if !d.lease.leads(in.Epoch) { // a new leader may have abandoned it; it decides
+			return o, n, fmt.Errorf("%w (no retry: this controller no longer leads at epoch %d)", err, in.Epoch)
+		}
 		wait := d.cfg.retryBackoff(n)
 		d.log.Warn("action failed, retrying", "rule", in.Rule.Name, "host", in.Subject, "attempt", n, "retry_in", wait, "err", err)
 		if d.ledger != nil {

@@ -40,7 +40,8 @@ type Event struct {
 	// Rule and its group, severity; State is the rule state (pending,
 	// firing, resolved, inactive, nodata, error), the forecast state
 	// (predicted, updated, cleared), the anomaly state (anomalous, normal)
-	// or the action phase (started, finished, skipped).
+	// or the action phase (awaiting_approval, deferred, started, finished,
+	// skipped, abandoned).
 	Rule     string `json:"rule,omitempty"`
 	Group    string `json:"group,omitempty"`
 	Severity string `json:"severity,omitempty"`
