@@ -50,12 +50,11 @@ type gapEvent struct {
 
 // tagSubject is one subject of scope service or model.
 type tagSubject struct {
-	series   []*series
-	hosts    map[string]bool
-	labels   map[string]string
-	matchN   int
-	matches  map[*rules.Selector][]*series
-	lastSeen time.Time
+	series  []*series
+	hosts   map[string]bool
+	labels  map[string]string
+	matchN  int
+	matches map[*rules.Selector][]*series
 }
 
 func (st *store) extension() *storeExt {

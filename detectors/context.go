@@ -202,16 +202,6 @@ func ctxMix(h uint64, v int64) uint64 {
 
 func ctxIndex(h uint64) uint32 { return uint32(h >> (64 - ctxTableBits)) }
 
-// count returns counter i.
-func (c *Context) count(i uint32) uint8 { return uint8(c.tab[i>>3] >> (i & 7 * 8)) }
-
-// inc adds 1 to counter i unless it is saturated.
-func (c *Context) inc(i uint32) {
-	if c.count(i) < 255 {
-		c.tab[i>>3] += 1 << (i & 7 * 8)
-	}
-}
-
 // learn counts the contexts and transitions into bins (b0, b1) without scoring.
 func (c *Context) learn(b0, b1 int64) { c.visit(b0, b1, false) }
 

@@ -153,9 +153,6 @@ func (tr *Trend) decay(dt float64) {
 	tr.mu -= dt
 }
 
-// add joins the sample x at u = 0 with weight 1.
-func (tr *Trend) add(x float64) { tr.addW(x, 1) }
-
 // addW joins the sample x at u = 0 with weight w > 0 (West's weighted update:
 // f = w/(S0+w), C += w·(1−f)·δ·δ'; W2, A, Q take w²).
 func (tr *Trend) addW(x, w float64) {
