@@ -67,6 +67,7 @@ const (
 	rejectNotOffered  = "action_not_offered"
 	rejectUndeclared  = "undeclared_param"
 	rejectStaleEpoch  = "stale_epoch"
+	rejectStaleLeader = "stale_leader"
 	rejectEpochStore  = "epoch_store"
 	rejectNotDecoded  = "unknown"
 	outcomeRunning    = "running"
@@ -78,7 +79,8 @@ const (
 // host, lifetime within the nonce window, nonce never seen (replay),
 // command ID (a repeat gets the remembered outcome, nothing runs), action
 // offered, parameters declared, fencing epoch not older than the newest
-// seen for the service (persisted in state_dir). A refused command gets a
+// seen for the service, leader epoch not older than the newest seen for
+// the sending controller's lease (both persisted in state_dir). A refused command gets a
 // "rejected" reply naming why and is counted by reason.
 type executor struct {
 	cfg     ExecutorConfig
@@ -213,6 +215,16 @@ func (e *executor) admit(data []byte) (*wire.Command, *wire.Reply, string, error
 		if newest := e.epochs.get(cmd.Service); cmd.Epoch < newest {
 			return reject(cmd, rejectStaleEpoch, fmt.Errorf("command %s: epoch %d of service %s is older than the newest seen, %d", cmd.ID, cmd.Epoch, cmd.Service, newest))
 		}
+	}
+	if cmd.Lease != "" {
+		if newest := e.epochs.get(leaseEpochKey(cmd.Lease)); cmd.LeaderEpoch < newest {
+			return reject(cmd, rejectStaleLeader, fmt.Errorf("command %s: leader epoch %d of lease %s is older than the newest seen, %d (sent by a deposed controller)", cmd.ID, cmd.LeaderEpoch, cmd.Lease, newest))
+		}
+		if err := e.epochs.raise(leaseEpochKey(cmd.Lease), cmd.LeaderEpoch); err != nil {
+			return reject(cmd, rejectEpochStore, fmt.Errorf("command %s: %w", cmd.ID, err))
+		}
+	}
+	if cmd.Service != "" {
 		if err := e.epochs.raise(cmd.Service, cmd.Epoch); err != nil {
 			return reject(cmd, rejectEpochStore, fmt.Errorf("command %s: %w", cmd.ID, err))
 		}

@@ -12,7 +12,12 @@ import (
 	"github.com/nats-io/nkeys"
 )
 
-// epochStore keeps the newest fencing epoch seen per service, in
+// leaseEpochKey is the epochStore key of a controller lease's leader
+// epochs: service names cannot contain ':', so the two never collide.
+func leaseEpochKey(lease string) string { return "lease:" + lease }
+
+// epochStore keeps the newest fencing epoch seen per service (and per
+// controller lease, under leaseEpochKey), in
 // <state_dir>/executor-epochs.json when there is a state dir (written to
 // a temporary file, synced and renamed, before the command runs), so a
 // restarted agent still refuses a deposed controller's commands.

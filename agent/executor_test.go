@@ -210,6 +210,28 @@ func TestExecutorRejectsAndRunsOnce(t *testing.T) {
 	if r := last(t, h.send(t, signed(t, kp, e4))); r.State != wire.ReplyRejected || r.Message != rejectStaleEpoch {
 		t.Fatalf("epoch 4: %+v", r)
 	}
+	// Leader epochs, per controller lease: the newest term's command runs,
+	// a deposed leader's is refused (and does not raise the service epoch),
+	// another lease's line is independent.
+	l7 := h.cmd("k12", "touch", nil)
+	l7.Lease, l7.LeaderEpoch = "VIGIL_LEASE/leader", 7
+	if r := last(t, h.send(t, signed(t, kp, l7))); r.State != wire.ReplyDone {
+		t.Fatalf("leader epoch 7: %+v", r)
+	}
+	l6 := h.cmd("k13", "touch", nil)
+	l6.Lease, l6.LeaderEpoch, l6.Service, l6.Epoch = "VIGIL_LEASE/leader", 6, "api", 9
+	if r := last(t, h.send(t, signed(t, kp, l6))); r.State != wire.ReplyRejected || r.Message != rejectStaleLeader ||
+		!strings.Contains(r.Error, "deposed") {
+		t.Fatalf("leader epoch 6: %+v", r)
+	}
+	if got := h.a.exec.epochs.get("api"); got != 5 {
+		t.Fatalf("a refused command raised the service epoch to %d", got)
+	}
+	shard2 := h.cmd("k14", "touch", nil)
+	shard2.Lease, shard2.LeaderEpoch = "VIGIL_LEASE/shard-2", 3
+	if r := last(t, h.send(t, signed(t, kp, shard2))); r.State != wire.ReplyDone {
+		t.Fatalf("another lease's epoch 3: %+v", r)
+	}
 	// A failing action answers failed, and is not run again either.
 	fail := h.cmd("k10", "touch", map[string]string{"fail": "yes"})
 	if r := last(t, h.send(t, signed(t, kp, fail))); r.State != wire.ReplyFailed || !strings.Contains(r.Error, "asked to fail") {
@@ -218,14 +240,15 @@ func TestExecutorRejectsAndRunsOnce(t *testing.T) {
 
 	st := h.a.ExecutorStats()
 	want := map[string]uint64{wire.RejectUntrustedKey: 1, wire.RejectExpired: 1, rejectLifetime: 1, rejectWrongHost: 1,
-		rejectNotOffered: base + 1, rejectUndeclared: 1, wire.RejectMalformed: 1, rejectReplay: 1, rejectStaleEpoch: 1}
+		rejectNotOffered: base + 1, rejectUndeclared: 1, wire.RejectMalformed: 1, rejectReplay: 1, rejectStaleEpoch: 1,
+		rejectStaleLeader: 1}
 	for k, v := range want {
 		if st.Rejected[k] != v {
 			t.Errorf("rejected[%s] = %d, want %d (all %v)", k, st.Rejected[k], v, st.Rejected)
 		}
 	}
-	if st.Ran != 3 || st.Failed != 1 || h.act.n.Load() != 3 {
-		t.Errorf("ran %d failed %d action runs %d, want 3 1 3", st.Ran, st.Failed, h.act.n.Load())
+	if st.Ran != 5 || st.Failed != 1 || h.act.n.Load() != 5 {
+		t.Errorf("ran %d failed %d action runs %d, want 5 1 5", st.Ran, st.Failed, h.act.n.Load())
 	}
 	var m strings.Builder
 	h.a.WriteMetrics(&m)
@@ -242,6 +265,11 @@ func TestExecutorRejectsAndRunsOnce(t *testing.T) {
 	e4b.Service, e4b.Epoch = "api", 4
 	if r := last(t, h2.send(t, signed(t, kp, e4b))); r.State != wire.ReplyRejected || r.Message != rejectStaleEpoch {
 		t.Fatalf("epoch 4 after restart: %+v", r)
+	}
+	l6b := h2.cmd("k15", "touch", nil)
+	l6b.Lease, l6b.LeaderEpoch = "VIGIL_LEASE/leader", 6
+	if r := last(t, h2.send(t, signed(t, kp, l6b))); r.State != wire.ReplyRejected || r.Message != rejectStaleLeader {
+		t.Fatalf("leader epoch 6 after restart: %+v", r)
 	}
 }
 

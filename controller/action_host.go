@@ -50,7 +50,8 @@ type actionRuntime struct {
 	nc     *nats.Conn
 	kp     nkeys.KeyPair
 	pubKey string
-	err    error // why there is no signing key
+	err    error  // why there is no signing key
+	lease  *lease // the leader lease whose epoch fences host commands (nil: none)
 }
 
 func newActionRuntime(cfg ActionsConfig, pub *publisher, log *slog.Logger) *actionRuntime {
@@ -124,6 +125,10 @@ func (a *hostAction) Execute(ctx context.Context, in rules.Intent) (Outcome, err
 	now := time.Now()
 	cmd := &wire.Command{ID: in.Key, Host: in.Subject, Action: a.action, Params: a.params,
 		Nonce: newNonce(), Issued: now, Expires: now.Add(a.timeout)}
+	cmd.Lease = a.rt.lease.fenceName()
+	if cmd.Lease != "" {
+		cmd.LeaderEpoch = in.Epoch
+	}
 	r, err := sendCommand(ctx, a.rt.nc, a.rt.kp, cmd)
 	o := Outcome{Status: OutcomeSuccess, Output: replyOutput(r)}
 	switch {

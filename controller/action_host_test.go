@@ -221,3 +221,46 @@ func TestHostActionUntrustedKeyRejected(t *testing.T) {
 		t.Error("the untrusted command ran")
 	}
 }
+
+// Host commands carry the leader lease's epoch: once the agent has run a
+// command of the newer term, a deposed leader's command (an older epoch of
+// the same lease) is refused and does not run.
+func TestHostActionFencedByLeaderEpoch(t *testing.T) {
+	ns := natsembed.StartT(t)
+	seed, pubKey := writeSeed(t)
+	out := filepath.Join(t.TempDir(), "snaps")
+	runAgent(t, ns.URL(), "gpu-3", pubKey, &snapAction{file: out})
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	kp, err := loadSigningKey(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &actionRuntime{nc: nc, kp: kp, lease: &lease{cfg: LeaseConfig{Bucket: "VIGIL_LEASE", Key: "leader"}}}
+	spec := &rules.Action{Name: "backup", Kind: "host", Params: map[string]string{"action": "snap", "policy": "p"}, Timeout: 5 * time.Second}
+	a, err := newHostAction(spec, ActionsConfig{rt: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := func(key string, epoch uint64) rules.Intent {
+		return rules.Intent{Key: key, Subject: "gpu-3", Epoch: epoch, At: time.Now()}
+	}
+	if o, err := a.Execute(context.Background(), in("new-term", 8)); err != nil || o.Status != OutcomeSuccess {
+		t.Fatalf("epoch 8: %+v %v", o, err)
+	}
+	o, err := a.Execute(context.Background(), in("old-term", 7))
+	if o.Status != OutcomeRejected || err == nil || !strings.Contains(err.Error(), "deposed") || !strings.Contains(o.Output, "stale_leader") {
+		t.Fatalf("epoch 7 after 8: %+v %v", o, err)
+	}
+	if got := fileLines(t, out); len(got) != 1 || got[0] != "new-term|p" {
+		t.Fatalf("agent ran %v, want only the new term's command", got)
+	}
+	// Without a lease (a lone controller) commands carry no leader epoch.
+	rt.lease = nil
+	if o, err := a.Execute(context.Background(), in("lone", 0)); err != nil || o.Status != OutcomeSuccess {
+		t.Fatalf("no lease: %+v %v", o, err)
+	}
+}

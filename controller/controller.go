@@ -124,6 +124,9 @@ func New(cfg *Config, nc *nats.Conn, set *rules.Set, log *slog.Logger) (*Control
 	actCfg.failover = c.fo
 	c.disp = newDispatcher(actCfg, c.pub, log.With("component", "dispatcher"), c.now)
 	c.disp.lease = c.lease
+	if c.disp.cfg.rt != nil {
+		c.disp.cfg.rt.lease = c.lease
+	}
 	c.fo.disp = c.disp
 	if cfg.History.URL != "" {
 		h, err := NewHistory(cfg.History, js, log.With("component", "history"))

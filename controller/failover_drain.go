@@ -179,12 +179,19 @@ func (m *failoverManager) agentStart(ctx context.Context, s *ServiceConfig, mc *
 	case rt.err != nil:
 		return fmt.Errorf("start via agent: %w", rt.err)
 	}
+	leader, ok := m.lease.Leader()
+	if !ok {
+		return fmt.Errorf("start via agent: %w", ErrNotLeader)
+	}
 	now := time.Now()
 	cmd := &wire.Command{
 		ID:   fmt.Sprintf("failover/%s/epoch-%d/start/%s", s.Name, epoch, mc.Name),
 		Host: mc.Host, Action: s.Start.Action, Service: s.Name, Epoch: epoch,
 		Params: map[string]string{"member": mc.Name, "endpoint": mc.Endpoint},
 		Nonce:  newNonce(), Issued: now, Expires: now.Add(s.Start.Timeout),
+	}
+	if cmd.Lease = m.lease.fenceName(); cmd.Lease != "" {
+		cmd.LeaderEpoch = leader // fences this start against a successor's commands
 	}
 	r, err := sendCommand(ctx, rt.nc, rt.kp, cmd)
 	switch {

@@ -187,6 +187,15 @@ func newLease(cfg LeaseConfig, js jetstream.JetStream, name string, pub *publish
 	return l
 }
 
+// fenceName names the lease for the agents that fence host commands by its
+// epochs ("<bucket>/<key>"), or "" when there is none (nil or off).
+func (l *lease) fenceName() string {
+	if l == nil || l.off {
+		return ""
+	}
+	return l.cfg.Bucket + "/" + l.cfg.Key
+}
+
 // Leader returns the epoch of the current term and true while this
 // controller holds a valid lease.
 func (l *lease) Leader() (uint64, bool) {

@@ -16,11 +16,19 @@ type Command struct {
 	// Epoch is the fencing epoch of the service the command acts for (0
 	// when none); an agent refuses a command older than the newest epoch
 	// it has seen for that service.
-	Service string    `json:"service,omitempty"`
-	Epoch   uint64    `json:"epoch,omitempty"`
-	Nonce   string    `json:"nonce"`
-	Issued  time.Time `json:"issued"`
-	Expires time.Time `json:"expires"`
+	Service string `json:"service,omitempty"`
+	Epoch   uint64 `json:"epoch,omitempty"`
+	// Lease names the leader lease of the controller that sent the
+	// command ("<bucket>/<key>"; empty when it runs without one) and
+	// LeaderEpoch is that controller's term in it: an agent refuses a
+	// command whose LeaderEpoch is older than the newest it has seen for
+	// the same lease, so a deposed leader that has not noticed yet cannot
+	// act after its successor has.
+	Lease       string    `json:"lease,omitempty"`
+	LeaderEpoch uint64    `json:"leader_epoch,omitempty"`
+	Nonce       string    `json:"nonce"`
+	Issued      time.Time `json:"issued"`
+	Expires     time.Time `json:"expires"`
 }
 
 // Reply states of a command.
