@@ -45,6 +45,12 @@ type EnsembleConfig struct {
 	// reported only if it exceeds the last reported one, lowered linearly to 0 over Refractory
 	// samples. Default 300.
 	Refractory int
+	// Repeat and RepeatGain: within Repeat samples after a report, a new report needs a surprise
+	// RepeatGain nats above the last reported one (≥ 0 each; 0 and 0: only the Refractory bar).
+	// An anomaly that grows over a few samples is reported again only when it becomes markedly
+	// less likely (by e^RepeatGain), not at every small step. Defaults 30 and 0.5.
+	Repeat     int
+	RepeatGain float64
 	// HoltWinters, MAD and Context configure the members (Context: the sequence-novelty
 	// member, see Context).
 	HoltWinters HoltWintersConfig
@@ -63,8 +69,8 @@ func DefaultEnsembleConfig() EnsembleConfig {
 	ctx := DefaultContextConfig()
 	ctx.Orders = 2
 	return EnsembleConfig{Level: 0.98, Rate: 0.01, Memory: 0.002, History: 1e-4, Tail: 0.005,
-		MinExcess: 0.2, Season: 0.1, Corroboration: 1, Tolerance: 5, Warmup: 150, Refractory: 300, HoltWinters: hw,
-		MAD: DefaultMADConfig(), Context: ctx}
+		MinExcess: 0.2, Season: 0.1, Corroboration: 1, Tolerance: 5, Warmup: 150, Refractory: 300,
+		Repeat: 30, RepeatGain: 0.5, HoltWinters: hw, MAD: DefaultMADConfig(), Context: ctx}
 }
 
 // Validate reports the first invalid field of c.
@@ -92,6 +98,10 @@ func (c EnsembleConfig) Validate() error {
 		return fieldError("ensemble", "warmup", c.Warmup, "must be at least 31")
 	case c.Refractory < 1:
 		return fieldError("ensemble", "refractory", c.Refractory, "must be at least 1")
+	case c.Repeat < 0:
+		return fieldError("ensemble", "repeat", c.Repeat, "must be ≥ 0")
+	case !(c.RepeatGain >= 0 && c.RepeatGain < math.Inf(1)):
+		return fieldError("ensemble", "repeat_gain", c.RepeatGain, "must be finite and ≥ 0")
 	}
 	if err := c.HoltWinters.Validate(); err != nil {
 		return err
@@ -172,9 +182,10 @@ func (c EnsembleConfig) Validate() error {
 //
 // Reporting (non-maximum suppression): a surprise is reported only if it exceeds the last
 // reported one, P, lowered linearly to zero over Refractory samples: λ > P·max(0, 1 − j/
-// Refractory), j samples after P was reported. Otherwise Likelihood is 0. The ensemble thus
-// marks the onset of an anomaly, and again only if something stronger follows, instead of
-// firing on every sample while the members re-learn the new regime.
+// Refractory), j samples after P was reported — and, while j < Repeat, λ > P + RepeatGain.
+// Otherwise Likelihood is 0. The ensemble thus marks the onset of an anomaly, and again only if
+// something markedly stronger follows, instead of firing on every sample while the members
+// re-learn the new regime or while a burst builds up over a few samples.
 //
 // Likelihood: 1 − e^(−λ'), with λ' = λ up to λ_A = −ln(1 − 0.9999) and λ' = λ_A + ln(1 + λ − λ_A)
 // beyond, so it never rounds to 1 and stronger anomalies always rank above weaker ones.
@@ -185,8 +196,9 @@ func (c EnsembleConfig) Validate() error {
 // Score{} and change nothing.
 // Parameters and defaults (DefaultEnsembleConfig): Level 0.98, Rate 0.01, Memory 0.002,
 // History 1e-4, Tail 0.005, MinExcess 0.2, Season 0.1, Corroboration 1, Tolerance 5, Warmup 150,
-// Refractory 300, Holt–Winters with Alpha 0.5 and GammaDay 0.5, default MAD (its resolution
-// floor keeps its z finite and meaningful on count data), default Context with Orders 2.
+// Refractory 300, Repeat 30, RepeatGain 0.5, Holt–Winters with Alpha 0.5 and GammaDay 0.5,
+// default MAD (its resolution floor keeps its z finite and meaningful on count data), default
+// Context with Orders 2.
 // Memory: about 32 KiB, constant: the context member's 16 KiB table of counters and 4 KiB
 // warm-up buffer, the Holt–Winters season arrays (4 KiB), the three members' histograms
 // (6 KiB) and the hourly dispersions.
@@ -233,7 +245,11 @@ func (e *Ensemble) Observe(t int64, x float64) Score {
 		return Score{}
 	}
 	s := Score{Raw: lam}
-	if lam > e.peak*max(0, 1-float64(e.age)/float64(e.cfg.Refractory)) {
+	bar := e.peak * max(0, 1-float64(e.age)/float64(e.cfg.Refractory))
+	if e.age < int64(e.cfg.Repeat) {
+		bar = max(bar, e.peak+e.cfg.RepeatGain)
+	}
+	if lam > bar {
 		e.peak, e.age = lam, 0
 		s.Likelihood = likelihood(lam, 0.9999)
 	} else {

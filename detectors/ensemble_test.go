@@ -2,20 +2,23 @@ package detectors
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
 func TestEnsembleConfigValidate(t *testing.T) {
 	bad := map[string]func(*EnsembleConfig){
-		"level":      func(c *EnsembleConfig) { c.Level = 1 },
-		"rate":       func(c *EnsembleConfig) { c.Rate = 0 },
-		"memory":     func(c *EnsembleConfig) { c.Memory = math.NaN() },
-		"warmup":     func(c *EnsembleConfig) { c.Warmup = potInit },
-		"refractory": func(c *EnsembleConfig) { c.Refractory = 0 },
-		"season":     func(c *EnsembleConfig) { c.Season = 1 },
-		"corrob<0":   func(c *EnsembleConfig) { c.Corroboration = -0.5 },
-		"corrobNaN":  func(c *EnsembleConfig) { c.Corroboration = math.NaN() },
-		"member":     func(c *EnsembleConfig) { c.MAD.Rate = 2 },
+		"level":       func(c *EnsembleConfig) { c.Level = 1 },
+		"rate":        func(c *EnsembleConfig) { c.Rate = 0 },
+		"memory":      func(c *EnsembleConfig) { c.Memory = math.NaN() },
+		"warmup":      func(c *EnsembleConfig) { c.Warmup = potInit },
+		"refractory":  func(c *EnsembleConfig) { c.Refractory = 0 },
+		"repeat":      func(c *EnsembleConfig) { c.Repeat = -1 },
+		"repeat_gain": func(c *EnsembleConfig) { c.RepeatGain = math.NaN() },
+		"season":      func(c *EnsembleConfig) { c.Season = 1 },
+		"corrob<0":    func(c *EnsembleConfig) { c.Corroboration = -0.5 },
+		"corrobNaN":   func(c *EnsembleConfig) { c.Corroboration = math.NaN() },
+		"member":      func(c *EnsembleConfig) { c.MAD.Rate = 2 },
 	}
 	if err := DefaultEnsembleConfig().Validate(); err != nil {
 		t.Fatal(err)
@@ -170,6 +173,46 @@ func TestHistCalibLongMemory(t *testing.T) {
 	}
 	if !(ld > math.Log(1e6)) {
 		t.Errorf("first dip after upward spikes: λ = %.1f, want > ln 1e6", ld)
+	}
+}
+
+// A burst that builds up over a few samples is reported at its first step; the next steps are
+// reported again only while each is RepeatGain nats stronger than the last report, so small
+// steps are merged into one report and a much stronger one still gets through.
+func TestEnsembleRepeatMergesBuildUp(t *testing.T) {
+	run := func(repeat int, gain float64, steps []float64) (reports []int, raw []float64) {
+		cfg := DefaultEnsembleConfig()
+		cfg.Repeat, cfg.RepeatGain = repeat, gain
+		e := NewEnsemble(cfg)
+		r := newRand(21)
+		for i := range 1010 {
+			x := 100 + r.NormFloat64()
+			if j := i - 1000; j >= 0 && j < len(steps) {
+				x += steps[j]
+			}
+			s := e.Observe(t2026+int64(i)*int64(synStep), x)
+			if i >= 1000 {
+				raw = append(raw, s.Raw)
+				if s.Likelihood > 0 {
+					reports = append(reports, i-1000)
+				}
+			}
+		}
+		return reports, raw
+	}
+	climb := []float64{5, 10, 20, 40}
+	rep, raw := run(0, 0, climb)
+	if len(rep) < 3 || rep[0] != 0 {
+		t.Fatalf("Repeat 0: a burst building up over 4 samples reported at %v (surprises %.2f), want at most of its steps", rep, raw)
+	}
+	// The same build-up with a gain bar above its growth over the first step: one report.
+	gain := slices.Max(raw[1:len(climb)]) - raw[0] + 0.1
+	if rep, _ := run(30, gain, climb); len(rep) != 1 || rep[0] != 0 {
+		t.Errorf("Repeat 30, gain %.2f: reported at %v, want once at the first step", gain, rep)
+	}
+	// A much stronger spike right after is still reported.
+	if rep, raw := run(30, gain, []float64{5, 0, 0, 400}); len(rep) != 2 || rep[1] != 3 {
+		t.Errorf("Repeat 30: a much stronger spike 3 samples after a report: reports at %v (surprises %.2f), want at 0 and 3", rep, raw)
 	}
 }
 
