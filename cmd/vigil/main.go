@@ -15,6 +15,7 @@ const mainUsage = `vigil — predict failures of AI services and act before the 
 
 Usage:
   vigil demo [--duration D] [--json]   run everything in-process on embedded defaults
+  vigil demo-model [--listen ADDR]     a stand-in model server (docker-compose failover demo)
   vigil rules check FILE|DIR...        validate rule files; every problem as file:line:col
   vigil rules test FILE|DIR...         run rule unit tests
   vigil status [--api URL]             hosts and rule states of a running controller
@@ -45,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(args[1:], stdout, stderr)
 	case "demo-backup": // the demo's backup action, run by the controller
 		return cmdDemoBackup(args[1:], stdout, stderr)
+	case "demo-model": // the docker-compose demo's model server
+		return cmdDemoModel(args[1:], stdout, stderr)
 	case "rules":
 		return cmdRules(args[1:], stdout, stderr)
 	case "status":
