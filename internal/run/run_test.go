@@ -120,12 +120,14 @@ func TestKillsProcessGroup(t *testing.T) {
 	for _, timeout := range []bool{true, false} {
 		dir := t.TempDir()
 		pidfile := filepath.Join(dir, "pid")
-		// The shell starts a sleeping grandchild holding the output open,
-		// writes its pid, and waits for it.
-		spec := Spec{Argv: sh(`sleep 60 & echo $! > "$1.tmp"; mv "$1.tmp" "$1"; echo started; wait`, pidfile), Combined: true}
+		// The shell writes its output, starts a sleeping grandchild holding
+		// the output open, writes its pid, and waits for it. (The output
+		// comes first and the timeout is generous, so that a loaded machine
+		// cannot make the kill come before it.)
+		spec := Spec{Argv: sh(`echo started; sleep 60 & echo $! > "$1.tmp"; mv "$1.tmp" "$1"; wait`, pidfile), Combined: true}
 		ctx, cancel := context.WithCancel(context.Background())
 		if timeout {
-			spec.Timeout = 300 * time.Millisecond
+			spec.Timeout = 2 * time.Second
 		} else {
 			go func() {
 				for i := 0; i < 1000; i++ {
