@@ -21,11 +21,24 @@ type RobustTrendConfig struct {
 	// Margin: the ETA is when the fitted line comes within Margin·σ of the level, σ the
 	// residual scale: a noisy series first touches the level about that early (≥ 0). Default 1.
 	Margin float64
+	// BaseWindow is the time constant of the slow baseline under the peaks (≥ Window; 0
+	// turns the peak envelope off). Default 3h.
+	BaseWindow time.Duration
+	// BaseHuber: samples above the baseline by more than BaseHuber·σ_b weigh BaseHuber·σ_b/r
+	// (> 0). Default 1.
+	BaseHuber float64
+	// PeakQuantile is the quantile of the excursions above the baseline taken as the peak
+	// height J (in (0.5, 1)). Default 0.98.
+	PeakQuantile float64
+	// PeakMemory is how long J takes to forget a peak: while no excursion reaches it, J sinks
+	// by 4·σ_b per PeakMemory (> 0). Default 24h.
+	PeakMemory time.Duration
 }
 
 // DefaultRobustTrendConfig returns the defaults listed on RobustTrendConfig's fields.
 func DefaultRobustTrendConfig() RobustTrendConfig {
-	return RobustTrendConfig{Window: 60 * time.Minute, MinSamples: 5, MinSpan: 10 * time.Minute, Huber: 3, Jump: 6, Margin: 1}
+	return RobustTrendConfig{Window: 60 * time.Minute, MinSamples: 5, MinSpan: 10 * time.Minute, Huber: 3, Jump: 6, Margin: 1,
+		BaseWindow: 3 * time.Hour, BaseHuber: 1, PeakQuantile: 0.98, PeakMemory: 24 * time.Hour}
 }
 
 // Validate reports the first invalid field of c.
@@ -40,6 +53,16 @@ func (c RobustTrendConfig) Validate() error {
 		return fieldError("robust_trend", "jump", c.Jump, "must be positive")
 	case !(c.Margin >= 0) || math.IsInf(c.Margin, 0):
 		return fieldError("robust_trend", "margin", c.Margin, "must be zero or positive")
+	case c.BaseWindow != 0 && c.BaseWindow < c.Window:
+		return fieldError("robust_trend", "base_window", c.BaseWindow, "must be 0 or at least window")
+	case c.BaseWindow == 0:
+		return nil
+	case !(c.BaseHuber > 0) || math.IsInf(c.BaseHuber, 0):
+		return fieldError("robust_trend", "base_huber", c.BaseHuber, "must be positive")
+	case !(c.PeakQuantile > 0.5 && c.PeakQuantile < 1):
+		return fieldError("robust_trend", "peak_quantile", c.PeakQuantile, "must be in (0.5, 1)")
+	case c.PeakMemory <= 0:
+		return fieldError("robust_trend", "peak_memory", c.PeakMemory, "must be positive")
 	}
 	return nil
 }
@@ -88,12 +111,45 @@ func (c RobustTrendConfig) trend() TrendConfig {
 // Margin·σ of the level at now + horizon: a slope that extrapolates to the level just at the
 // horizon is a coin toss, not a certainty.
 //
+// Peak envelope. What fails a host is often not its mean but its peaks: a leak brings the
+// baseline to 80 %, and the next ordinary job (+5–15 %) crosses 95 % while the mean line is
+// still hours away. So the series is also split as x(t) = m(t) + e(t):
+//
+//	m   a slow baseline: a second discounted regression (τ_b = BaseWindow) fed every finite
+//	    sample — spikes and held-back jumps too — with asymmetric Huber weights: a residual
+//	    r_b = x − m(t) above BaseHuber·σ_b weighs BaseHuber·σ_b/r_b, one below −Huber·σ_b
+//	    weighs Huber·σ_b/|r_b|, σ_b = √(π/2)·E|r_b| over the residuals below m (clipped at 4σ_b,
+//	    discounted with τ_b), so jobs and other upward excursions barely lift it
+//	e   the excursions; J is their PeakQuantile-quantile (q), by stochastic approximation:
+//	    per sample, with s = 4·σ_b·min(Δt, 10 min)/PeakMemory,
+//	        e > J:  J ← min(e, J + s·q/(1−q))      e ≤ J:  J ← J − s
+//	    at equilibrium a share 1−q of the samples exceeds J; a peak is forgotten at about
+//	    4·σ_b per PeakMemory, so a deletion or a step that m follows late does not hold J
+//	    up for more than a day or so
+//
+// ETAWithin (not ETA) then also forecasts the upper envelope m + J: with b the baseline slope,
+// its variance k_b·s_b² (s_b² the baseline's weighted residual variance, k_b = (1+ρ_b)/(1−ρ_b)
+// from the lag-1 autocorrelation of its clipped residuals, ρ_b ≤ 0.99: excursions that last
+// hours leave few independent samples), the envelope forecast is
+//
+//	ETA_env = max(0, (level − J − m(now)) / b),   b > 0 required
+//	P_env   = min(Φ(b/se_b), P(m(now+h) ≥ level − J))   (Trend.crossProbWith on the baseline)
+//
+// and replaces the mean-trend forecast when P_env is the larger, with ETA the earlier of the
+// two. Only levels above the series (approached from below) are watched this way. A flat
+// host whose peaks sit just under the level is not predicted: the slope must be clearly
+// positive. The envelope speaks only after PeakMemory/2 of samples (J must have seen some
+// excursions); a gap of 5·Window resets it with the rest.
+//
 // Warm-up: as Trend's (MinSamples effective samples spanning MinSpan); jumps are judged only
-// after MinSamples accepted samples. Memory: O(1), about 280 bytes. NaN/±Inf values and samples
-// older than the newest one are ignored; a sample held back is released by the next one.
+// after MinSamples accepted samples; the peak envelope after PeakMemory/2. Memory: O(1), about
+// 470 bytes. NaN/±Inf values and samples older than the newest one are ignored; a sample held
+// back is released by the next one.
 //
 // Defaults (DefaultRobustTrendConfig): Window 1h, MinSamples 5, MinSpan 10m, Huber 3, Jump 6,
-// Margin 1 (chosen with `vigil bench forecast`).
+// Margin 1, BaseWindow 3h, BaseHuber 1, PeakQuantile 0.98, PeakMemory 24h (chosen with `vigil
+// bench forecast` over seeds 1, 7, 101, 202, 303, 404, 505, 606 × 12 hosts; BaseWindow 2.5–3.5h,
+// BaseHuber 0.75–1.5, PeakQuantile 0.97–0.99 and PeakMemory 12–48h score alike).
 type RobustTrend struct {
 	cfg RobustTrendConfig
 	fit Trend
@@ -115,6 +171,18 @@ type RobustTrend struct {
 	steps      int64 // steps and spikes seen (diagnostics)
 	spikes     int64
 	lastAnyObs int64 // the newest time seen, accepted or held back
+
+	env envelope
+}
+
+// envelope is the slow baseline and the peak height above it.
+type envelope struct {
+	base        Trend
+	absLow      float64 // discounted E|r_b| over residuals below the baseline
+	rr, r2, pr  float64 // discounted E[r·r_prev], E[r²], r_prev of clipped baseline residuals
+	peak        float64 // J
+	first, last int64   // the first and newest sample since the last reset
+	n           int64
 }
 
 // NewRobustTrend returns a forecaster with the given configuration. It panics if cfg.Validate
@@ -123,7 +191,11 @@ func NewRobustTrend(cfg RobustTrendConfig) *RobustTrend {
 	if err := cfg.Validate(); err != nil {
 		panic(err)
 	}
-	return &RobustTrend{cfg: cfg, fit: *NewTrend(cfg.trend()), tau: cfg.Window.Seconds()}
+	rt := &RobustTrend{cfg: cfg, fit: *NewTrend(cfg.trend()), tau: cfg.Window.Seconds()}
+	if cfg.BaseWindow > 0 {
+		rt.env.base = *NewTrend(TrendConfig{Window: cfg.BaseWindow, MinSamples: cfg.MinSamples, MinSpan: cfg.MinSpan})
+	}
+	return rt
 }
 
 // Observe absorbs the sample x taken at t (Unix ns).
@@ -132,6 +204,9 @@ func (rt *RobustTrend) Observe(t int64, x float64) {
 		return
 	}
 	rt.lastAnyObs = t
+	if rt.cfg.BaseWindow > 0 {
+		rt.observeEnvelope(t, x)
+	}
 	if rt.pending {
 		rt.resolve(t, x)
 		return
@@ -248,6 +323,105 @@ func (rt *RobustTrend) variance() float64 {
 	return s2 * (1 + rho) / (1 - rho)
 }
 
+// Constants of the peak envelope: J sinks by peakSink·σ_b per PeakMemory while no
+// excursion reaches it, and the baseline residuals' lag-1 autocorrelation is capped at
+// baseRhoMax (k ≤ 199: excursions lasting hours leave few independent samples).
+const (
+	peakSink   = 4
+	baseRhoMax = 0.99
+)
+
+// observeEnvelope moves the baseline and the peak height J with the sample (t, x).
+func (rt *RobustTrend) observeEnvelope(t int64, x float64) {
+	e := &rt.env
+	if e.n > 0 && float64(t-e.last)/1e9 > gapReset*rt.tau {
+		*e = envelope{base: e.base}
+		e.base.Reset()
+	}
+	if e.n == 0 {
+		e.first = t
+	}
+	dt := float64(t-e.last) / 1e9
+	r := x - e.base.Level(t)
+	warm := e.n >= int64(rt.cfg.MinSamples)
+	sig := 1.2533 * e.absLow
+	w := 1.0
+	if warm && sig > 0 {
+		if lim := rt.cfg.BaseHuber * sig; r > lim {
+			w = lim / r
+		} else if lim := rt.cfg.Huber * sig; r < -lim {
+			w = lim / -r
+		}
+	}
+	e.base.observeW(t, x, w)
+	e.n++
+	e.last = t
+	if e.n == 1 {
+		return
+	}
+	a := 1 / float64(e.n-1)
+	if aw := 1 - expNeg(dt/e.base.tau); e.n > int64(rt.cfg.MinSamples) {
+		a = aw
+	}
+	if r < 0 {
+		v := -r
+		if lim := 4 * 1.2533 * e.absLow; e.absLow > 0 && v > lim {
+			v = lim
+		}
+		e.absLow += a * (v - e.absLow)
+	}
+	rc := r
+	if lim := 4 * 1.2533 * e.absLow; e.absLow > 0 && math.Abs(rc) > lim {
+		rc = math.Copysign(lim, rc)
+	}
+	e.rr += a * (rc*e.pr - e.rr)
+	e.r2 += a * (rc*rc - e.r2)
+	e.pr = rc
+	if !warm || sig == 0 {
+		return
+	}
+	step := peakSink * sig * math.Min(dt, 600) / rt.cfg.PeakMemory.Seconds()
+	q := rt.cfg.PeakQuantile
+	if r > e.peak {
+		e.peak = math.Min(r, e.peak+step*q/(1-q))
+	} else {
+		e.peak -= step
+	}
+}
+
+// envelopeETA is the forecast of the upper envelope, baseline + J, reaching level (from
+// below) within horizon; OK false while the envelope is warming up.
+func (rt *RobustTrend) envelopeETA(now int64, level float64, horizon time.Duration) Forecast {
+	e := &rt.env
+	if rt.cfg.BaseWindow == 0 || !e.base.Ready() || float64(e.last-e.first)/1e9 < rt.cfg.PeakMemory.Seconds()/2 {
+		return Forecast{}
+	}
+	if level <= rt.fit.mx {
+		return Forecast{} // the level is below the series: the envelope watches peaks only
+	}
+	target := level - e.peak
+	rho := 0.0
+	if e.r2 > 0 {
+		rho = math.Min(baseRhoMax, math.Max(0, e.rr/e.r2))
+	}
+	s2 := e.base.resVar() * (1 + rho) / (1 - rho)
+	b := e.base.Slope()
+	se := math.Sqrt(math.Max(0, s2*e.base.q/(e.base.cuu*e.base.cuu)))
+	if !(b > 0) {
+		return Forecast{}
+	}
+	fc := Forecast{Confidence: normCDF(b / se), OK: true}
+	if gap := target - e.base.Level(now); gap > 0 {
+		eta := gap / b * 1e9
+		if !(eta < math.MaxInt64) {
+			return Forecast{}
+		}
+		fc.ETA = time.Duration(eta)
+	}
+	fc.Confidence = math.Min(fc.Confidence, e.base.crossProbWith(now, target, 1, horizon, s2))
+	return fc
+}
+
 // Ready reports whether the warm-up is over.
 func (rt *RobustTrend) Ready() bool { return rt.fit.Ready() }
 
@@ -289,6 +463,12 @@ func (rt *RobustTrend) ETAWithin(now int64, level float64, horizon time.Duration
 		target := level - dir*1.2533*rt.absR*rt.cfg.Margin
 		p := rt.fit.crossProbWith(now, target, dir, horizon, rt.variance())
 		fc.Confidence = math.Min(fc.Confidence, p)
+	}
+	if ef := rt.envelopeETA(now, level, horizon); ef.OK && (!fc.OK || ef.Confidence > fc.Confidence) {
+		if fc.OK && fc.ETA < ef.ETA {
+			ef.ETA = fc.ETA
+		}
+		fc = ef
 	}
 	return fc
 }
