@@ -33,12 +33,21 @@ type RobustTrendConfig struct {
 	// PeakMemory is how long J takes to forget a peak: while no excursion reaches it, J sinks
 	// by 4·σ_b per PeakMemory (> 0). Default 24h.
 	PeakMemory time.Duration
+	// RampBlock is the length of the blocks whose means the ramp test fits (0 turns the ramp
+	// test off). Default 5m.
+	RampBlock time.Duration
+	// RampBlocks is the number of block means in the ramp test's window, [6, 32]. Default 10.
+	RampBlocks int
+	// RampZ is the window slope, in units of the series' own typical window slope, at which
+	// the ramp test alone is 90 % sure of a ramp (> 0). Default 3.
+	RampZ float64
 }
 
 // DefaultRobustTrendConfig returns the defaults listed on RobustTrendConfig's fields.
 func DefaultRobustTrendConfig() RobustTrendConfig {
 	return RobustTrendConfig{Window: 60 * time.Minute, MinSamples: 5, MinSpan: 10 * time.Minute, Huber: 3, Jump: 6, Margin: 1,
-		BaseWindow: 3 * time.Hour, BaseHuber: 1, PeakQuantile: 0.98, PeakMemory: 24 * time.Hour}
+		BaseWindow: 3 * time.Hour, BaseHuber: 1, PeakQuantile: 0.98, PeakMemory: 24 * time.Hour,
+		RampBlock: 5 * time.Minute, RampBlocks: 10, RampZ: 3}
 }
 
 // Validate reports the first invalid field of c.
@@ -55,6 +64,12 @@ func (c RobustTrendConfig) Validate() error {
 		return fieldError("robust_trend", "margin", c.Margin, "must be zero or positive")
 	case c.BaseWindow != 0 && c.BaseWindow < c.Window:
 		return fieldError("robust_trend", "base_window", c.BaseWindow, "must be 0 or at least window")
+	case c.RampBlock < 0:
+		return fieldError("robust_trend", "ramp_block", c.RampBlock, "must be zero or positive")
+	case c.RampBlock > 0 && (c.RampBlocks < 6 || c.RampBlocks > maxRampBlocks):
+		return fieldError("robust_trend", "ramp_blocks", c.RampBlocks, "must be in [6, 32]")
+	case c.RampBlock > 0 && (!(c.RampZ > 0) || math.IsInf(c.RampZ, 0)):
+		return fieldError("robust_trend", "ramp_z", c.RampZ, "must be positive")
 	case c.BaseWindow == 0:
 		return nil
 	case !(c.BaseHuber > 0) || math.IsInf(c.BaseHuber, 0):
@@ -141,15 +156,51 @@ func (c RobustTrendConfig) trend() TrendConfig {
 // positive. The envelope speaks only after PeakMemory/2 of samples (J must have seen some
 // excursions); a gap of 5·Window resets it with the rest.
 //
+// Ramp test. A job's heat-up or a deployment's memory is a level shift that settles within
+// minutes; a failing fan or a leak keeps climbing at a nearly constant rate for tens of
+// minutes — long before the 1 h line, which still weighs the flat hours before the climb,
+// follows it. So the series is also cut into blocks of RampBlock, and the means m_i of the
+// newest RampBlocks of them (the window, times u_i) are fitted by ordinary least squares with
+// one common slope b, either as a single line or split at a candidate level shift: block k is
+// left out (rampSettle = 1: the shift is still settling in it) and the blocks before and after
+// it get levels of their own (either side may be empty or a single block, so a shift at the
+// window's edges is explained away too). Of the m+1 models the one with the smallest residual
+// variance per degree of freedom gives b and S = Σ(u−ū)² over the blocks it used. Then
+//
+//	t   = b·√S / σ_m               σ_m = √(π/2)·E|Δ²m|/√6, the block means' noise were they
+//	                               independent (Δ²m = m_i − 2m_(i−1) + m_(i−2), clipped at 4σ)
+//	z   = t / (√(π/2)·E|t|)        E|t| over the past windows (clipped at 4·√(π/2)·E|t|)
+//	s_b = √(π/2)·E|t|·σ_m/√S       the slope's standard error
+//
+// E a discounted mean with time constant rampMemory = 24 h: z measures the slope against this
+// series' own slopes, whatever its noise's correlation, its jobs and the split's cost in
+// precision. A ramp must persist: z_min, the z of the newest rampPersist+1 = 3 windows that is
+// closest to 0 (0 when their signs differ), must point to the level. The ramp forecast is
+// then, with y(now) the window's line at now, target = level ∓ Margin·σ as above and h_r =
+// min(horizon, RampBlocks·RampBlock) (a line seen over 50 min is not extrapolated further):
+//
+//	ETA_ramp = max(0, (target − y(now)) / b)
+//	P_ramp   = min(Φ(z_min − RampZ + 1.2816), Φ((b·h_r − (target − y(now))) / (s_b·h_r)))
+//
+// the first factor is 0.9 at z_min = RampZ (RampZ 3 rather than 1.28 pays for looking at every
+// window of a week), the second the probability that the line reaches the target within h_r.
+// Like the envelope's, it replaces the forecast when P_ramp is the larger, with ETA the
+// earlier of the two, in ETAWithin only. The window is refitted when a block closes (every
+// RampBlock), so ETAWithin stays O(1). A gap of half the window's span empties the window
+// (the scales stay).
+//
 // Warm-up: as Trend's (MinSamples effective samples spanning MinSpan); jumps are judged only
-// after MinSamples accepted samples; the peak envelope after PeakMemory/2. Memory: O(1), about
-// 470 bytes. NaN/±Inf values and samples older than the newest one are ignored; a sample held
-// back is released by the next one.
+// after MinSamples accepted samples; the peak envelope after PeakMemory/2; the ramp test once
+// the window is full and rampMinScored = 90 windows were scored (7.5 h at the defaults).
+// Memory: O(1), about 1.2 KiB (mostly the ring of ≤ 32 block means). NaN/±Inf values and samples
+// older than the newest one are ignored; a sample held back is released by the next one.
 //
 // Defaults (DefaultRobustTrendConfig): Window 1h, MinSamples 5, MinSpan 10m, Huber 3, Jump 6,
-// Margin 1, BaseWindow 3h, BaseHuber 1, PeakQuantile 0.98, PeakMemory 24h (chosen with `vigil
-// bench forecast` over seeds 1, 7, 101, 202, 303, 404, 505, 606 × 12 hosts; BaseWindow 2.5–3.5h,
-// BaseHuber 0.75–1.5, PeakQuantile 0.97–0.99 and PeakMemory 12–48h score alike).
+// Margin 1, BaseWindow 3h, BaseHuber 1, PeakQuantile 0.98, PeakMemory 24h, RampBlock 5m,
+// RampBlocks 10, RampZ 3 (chosen with `vigil bench forecast` over seeds 1, 7, 101, 202, 303,
+// 404, 505, 606 × 12 hosts; BaseWindow 2.5–3.5h, BaseHuber 0.75–1.5, PeakQuantile 0.97–0.99
+// and PeakMemory 12–48h score alike; RampBlock 4–6m with windows of 40–60 min and RampZ
+// 2.5–3.5 trade a few late thermal climbs against a few false alarms).
 type RobustTrend struct {
 	cfg RobustTrendConfig
 	fit Trend
@@ -172,7 +223,8 @@ type RobustTrend struct {
 	spikes     int64
 	lastAnyObs int64 // the newest time seen, accepted or held back
 
-	env envelope
+	env  envelope
+	ramp ramp
 }
 
 // envelope is the slow baseline and the peak height above it.
@@ -206,6 +258,9 @@ func (rt *RobustTrend) Observe(t int64, x float64) {
 	rt.lastAnyObs = t
 	if rt.cfg.BaseWindow > 0 {
 		rt.observeEnvelope(t, x)
+	}
+	if rt.cfg.RampBlock > 0 {
+		rt.observeRamp(t, x)
 	}
 	if rt.pending {
 		rt.resolve(t, x)
@@ -470,6 +525,12 @@ func (rt *RobustTrend) ETAWithin(now int64, level float64, horizon time.Duration
 		}
 		fc = ef
 	}
+	if rf := rt.rampETA(now, level, horizon); rf.OK && (!fc.OK || rf.Confidence > fc.Confidence) {
+		if fc.OK && fc.ETA < rf.ETA {
+			rf.ETA = fc.ETA
+		}
+		fc = rf
+	}
 	return fc
 }
 
@@ -493,3 +554,215 @@ var (
 	_ Forecaster        = (*RobustTrend)(nil)
 	_ HorizonForecaster = (*RobustTrend)(nil)
 )
+
+// Constants of the ramp test: the window's ring holds at most maxRampBlocks block means; the
+// rampSettle block(s) after a candidate level shift are left out of the fit (a shift that
+// settles with a time constant of a few minutes is still moving in them); a ramp must hold in
+// rampPersist+1 consecutive windows; the scales (discounted over rampMemory) are trusted after
+// rampMinScored windows.
+const (
+	maxRampBlocks = 32
+	rampSettle    = 1
+	rampPersist   = 2
+	rampMinScored = 90
+	rampMemory    = 24 * time.Hour
+)
+
+// ramp is the state of the ramp test (see RobustTrend).
+type ramp struct {
+	bStart int64   // the open block's first sample
+	bN     float64 // samples in the open block (0: none)
+	bT, bX float64 // their sums of (t − bStart) seconds and of x
+
+	ts    [maxRampBlocks]int64 // block mean times, ring
+	xs    [maxRampBlocks]float64
+	head  int   // next slot
+	n     int   // block means in the ring
+	lastT int64 // time of the newest block mean
+
+	absD2  float64 // discounted E|Δ²m| of successive block means
+	absT   float64 // discounted E|t| of the window statistics
+	scored int64   // windows scored
+
+	zs   [rampPersist + 1]float64 // the newest windows' z, ring
+	zn   int
+	zmin float64 // the z of the newest rampPersist+1 windows closest to 0 (0 if signs differ)
+
+	// the newest window's fit: slope b (per second) with standard error se, and the line's
+	// value y0 at t0
+	ok    bool
+	b, se float64
+	t0    int64
+	y0    float64
+}
+
+// observeRamp adds the sample (t, x) to the open block; a block that is RampBlock old is
+// closed first, and closing it refits the window.
+func (rt *RobustTrend) observeRamp(t int64, x float64) {
+	r := &rt.ramp
+	if r.bN > 0 && t-r.bStart >= int64(rt.cfg.RampBlock) {
+		rt.closeBlock(r.bStart+int64(r.bT/r.bN*1e9), r.bX/r.bN)
+		r.bN, r.bT, r.bX = 0, 0, 0
+	}
+	if r.bN == 0 {
+		r.bStart = t
+	}
+	r.bN++
+	r.bT += float64(t-r.bStart) / 1e9
+	r.bX += x
+}
+
+// closeBlock joins the block mean x at t to the ring and, once the ring is full, refits the
+// window and scores it.
+func (rt *RobustTrend) closeBlock(t int64, x float64) {
+	r := &rt.ramp
+	m := rt.cfg.RampBlocks
+	if r.n > 0 && t-r.lastT > int64(m)*int64(rt.cfg.RampBlock)/2 {
+		r.n, r.zn, r.ok = 0, 0, false // a gap: the window starts afresh (the scales stay)
+	}
+	a := 1.0 // weight of this block in the discounted scales: plain means while few are in
+	if r.scored > 0 {
+		a = 1 / float64(r.scored+1)
+		if aw := -math.Expm1(-float64(t-r.lastT) / 1e9 / rampMemory.Seconds()); r.scored >= rampMinScored {
+			a = aw
+		}
+	}
+	if r.n >= 2 {
+		d2 := math.Abs(x - 2*r.xs[(r.head+m-1)%m] + r.xs[(r.head+m-2)%m])
+		if lim := 4 * 1.2533 * r.absD2; r.absD2 > 0 && d2 > lim {
+			d2 = lim
+		}
+		r.absD2 += a * (d2 - r.absD2)
+	}
+	r.lastT = t
+	r.ts[r.head], r.xs[r.head] = t, x
+	r.head = (r.head + 1) % m
+	if r.n < m {
+		r.n++
+	}
+	r.ok = false
+	if r.n < m {
+		return
+	}
+	b, xx, mu, my, ok := rt.fitWindow(t, x)
+	sblk := 1.2533 * r.absD2 / math.Sqrt(6) // the block means' noise, were they independent
+	if !ok || !(sblk > 0) {
+		return
+	}
+	tb := b * math.Sqrt(xx) / sblk // the slope's t statistic for independent block means
+	s := 1.2533 * r.absT
+	z := 0.0
+	if r.scored > 0 && s > 0 {
+		z = tb / s
+	}
+	r.b, r.se, r.t0, r.y0 = b, s*sblk/math.Sqrt(xx), t, x+my-b*mu
+	r.zs[r.zn%len(r.zs)] = z
+	r.zn++
+	r.zmin = z
+	for i := 1; i <= rampPersist; i++ {
+		v := 0.0
+		if i < r.zn {
+			v = r.zs[(r.zn-1-i)%len(r.zs)]
+		}
+		if v*r.zmin <= 0 {
+			r.zmin = 0
+			break
+		}
+		if math.Abs(v) < math.Abs(r.zmin) {
+			r.zmin = v
+		}
+	}
+	v := math.Abs(tb)
+	if s > 0 && v > 4*s {
+		v = 4 * s
+	}
+	r.absT += a * (v - r.absT)
+	r.scored++
+	r.ok = r.scored > rampMinScored && s > 0
+}
+
+// fitWindow fits the ring's block means (the newest, x at t, last): the single line and every
+// split into a level before and a level after a left-out settling block, with one common
+// slope; the fit with the smallest residual variance per degree of freedom wins. It returns
+// the slope b, the Σ(u−ū)² it was estimated from, and the newest segment's centre (mu seconds
+// relative to t, my relative to x; 0, 0 when no block follows the split: the line then runs
+// through the newest block).
+func (rt *RobustTrend) fitWindow(t int64, x float64) (b, xx, mu, my float64, ok bool) {
+	r := &rt.ramp
+	m := rt.cfg.RampBlocks
+	var p [6][maxRampBlocks + 1]float64 // prefix sums of 1, u, y, u², u·y, y²
+	for i := 0; i < m; i++ {
+		j := (r.head + i) % m
+		u, y := float64(r.ts[j]-t)/1e9, r.xs[j]-x
+		p[0][i+1] = p[0][i] + 1
+		p[1][i+1] = p[1][i] + u
+		p[2][i+1] = p[2][i] + y
+		p[3][i+1] = p[3][i] + u*u
+		p[4][i+1] = p[4][i] + u*y
+		p[5][i+1] = p[5][i] + y*y
+	}
+	seg := func(lo, hi int) (sxx, sxy, syy, mu, my float64) {
+		nn := p[0][hi] - p[0][lo]
+		su, sy := p[1][hi]-p[1][lo], p[2][hi]-p[2][lo]
+		mu, my = su/nn, sy/nn
+		return p[3][hi] - p[3][lo] - su*mu, p[4][hi] - p[4][lo] - su*my, p[5][hi] - p[5][lo] - sy*my, mu, my
+	}
+	sxx, sxy, syy, mu, my := seg(0, m)
+	if !(sxx > 0) {
+		return 0, 0, 0, 0, false
+	}
+	b, xx = sxy/sxx, sxx
+	best := (syy - b*sxy) / float64(m-2)
+	for k := 0; k+rampSettle <= m; k++ {
+		var cx, cy, cyy, smu, smy float64
+		pts, par := 0, 1 // points used, parameters (the slope and one level per segment)
+		if k > 0 {
+			cx, cy, cyy, _, _ = seg(0, k)
+			pts, par = k, 2
+		}
+		if k+rampSettle < m {
+			bx, by, byy, bmu, bmy := seg(k+rampSettle, m)
+			cx, cy, cyy, smu, smy = cx+bx, cy+by, cyy+byy, bmu, bmy
+			pts, par = pts+m-k-rampSettle, par+1
+		}
+		if !(cx > 0) || pts-par < 3 {
+			continue
+		}
+		bk := cy / cx
+		if v := (cyy - bk*cy) / float64(pts-par); v < best {
+			best, b, xx, mu, my = v, bk, cx, smu, smy
+		}
+	}
+	return b, xx, mu, my, true
+}
+
+// rampETA is the ramp test's forecast of the series reaching level within horizon (capped at
+// the window's span); OK false while it warms up or when the window's slope points away.
+func (rt *RobustTrend) rampETA(now int64, level float64, horizon time.Duration) Forecast {
+	r := &rt.ramp
+	if rt.cfg.RampBlock == 0 || !r.ok || !(r.se > 0) {
+		return Forecast{}
+	}
+	y := r.y0 + r.b*float64(now-r.t0)/1e9
+	dir := math.Copysign(1, level-y)
+	z := dir * r.zmin
+	if !(z > 0) {
+		return Forecast{}
+	}
+	target := level - dir*1.2533*rt.absR*rt.cfg.Margin
+	h := math.Min(horizon.Seconds(), float64(rt.cfg.RampBlocks)*rt.cfg.RampBlock.Seconds())
+	gap := dir * (target - y)
+	fc := Forecast{OK: true,
+		Confidence: math.Min(normCDF(z-rt.cfg.RampZ+rampZ90), normCDF((dir*r.b*h-gap)/(r.se*h)))}
+	if gap > 0 {
+		eta := gap / (dir * r.b) * 1e9
+		if !(eta < math.MaxInt64) {
+			return Forecast{}
+		}
+		fc.ETA = time.Duration(eta)
+	}
+	return fc
+}
+
+// rampZ90 is Φ⁻¹(0.9): at z = RampZ the ramp alone is 90 % sure.
+const rampZ90 = 1.2816
