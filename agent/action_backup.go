@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigil-sre/vigil/internal/backup"
@@ -21,8 +22,16 @@ import (
 // (backup_collector.go) publishes each policy's state every tick.
 type BackupConfig struct {
 	// Repository path; created (initialised) by the first backup when it
-	// does not exist.
+	// does not exist: format 2, zstd-compressed, and encrypted when
+	// password_file is set.
 	Repository string `yaml:"repository"`
+	// PasswordFile: a file (mode 0600, owned by the agent's user) holding
+	// the password of the encrypted repository (its content without one
+	// trailing newline). Read at load, to check it, and whenever the
+	// repository is opened. Also used for copy_to repositories. An
+	// existing unencrypted repository ignores it and stays unencrypted.
+	// Default none: the repository is not encrypted.
+	PasswordFile string `yaml:"password_file"`
 	// Verify each snapshot (re-read every chunk) right after taking it.
 	// Default true: age_seconds counts from the last verified snapshot.
 	Verify *bool `yaml:"verify"`
@@ -83,6 +92,13 @@ func (c *BackupConfig) withDefaults() {
 func (c *BackupConfig) validate(bad badFunc) {
 	if c.Repository == "" {
 		bad("backup.repository", "backup.repository must be set")
+	}
+	if c.PasswordFile != "" {
+		if !filepath.IsAbs(c.PasswordFile) {
+			bad("backup.password_file", "backup.password_file: %q is not an absolute path", c.PasswordFile)
+		} else if _, err := backup.ReadPasswordFile(c.PasswordFile); err != nil {
+			bad("backup.password_file", "backup.password_file: %v", err)
+		}
 	}
 	for i, r := range c.RestoreRoots {
 		if !filepath.IsAbs(r) {
@@ -145,6 +161,9 @@ type Backups struct {
 	cfg BackupConfig
 	log *slog.Logger
 	col *backupCollector
+
+	mu    sync.Mutex
+	repos map[string]*backup.Repo // open repositories by path (key derivation is slow on purpose)
 }
 
 // NewBackups builds the backup actions and collector for cfg.
@@ -177,14 +196,39 @@ func (b *Backups) policy(name string) (*BackupPolicy, error) {
 	return nil, fmt.Errorf("backup: unknown policy %q (configured: %s)", name, strings.Join(names, ", "))
 }
 
-// open opens the repository, initialising it when create is set and it
-// does not exist yet.
-func openRepo(path string, create bool) (*backup.Repo, error) {
-	r, err := backup.Open(path)
-	if create && errors.Is(err, backup.ErrNotRepo) {
-		r, err = backup.Init(path)
+// open opens the repository at path with the configured password,
+// initialising it when create is set and it does not exist yet (encrypted
+// when a password is configured). An opened repository is kept while its
+// config.json stays the same, so the password's key derivation (scrypt,
+// about 0.1 s) does not run on every collector tick.
+func (b *Backups) open(path string, create bool) (*backup.Repo, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if r := b.repos[path]; r != nil && !r.Stale() {
+		return r, nil
 	}
-	return r, err
+	var pw []byte
+	if b.cfg.PasswordFile != "" {
+		var err error
+		if pw, err = backup.ReadPasswordFile(b.cfg.PasswordFile); err != nil {
+			return nil, fmt.Errorf("backup: %w", err)
+		}
+	}
+	r, err := backup.OpenWith(path, pw)
+	if create && errors.Is(err, backup.ErrNotRepo) {
+		r, err = backup.InitWith(path, backup.InitOptions{Encrypt: pw != nil, Password: pw})
+	}
+	if errors.Is(err, backup.ErrPasswordRequired) {
+		err = fmt.Errorf("%w (set backup.password_file)", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if b.repos == nil {
+		b.repos = map[string]*backup.Repo{}
+	}
+	b.repos[path] = r
+	return r, nil
 }
 
 type backupAction struct{ b *Backups }
@@ -202,7 +246,7 @@ func (a backupAction) Run(ctx context.Context, cmd *wire.Command, progress func(
 	if err != nil {
 		return nil, err
 	}
-	repo, err := openRepo(b.cfg.Repository, true)
+	repo, err := b.open(b.cfg.Repository, true)
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +298,7 @@ func (a backupAction) Run(ctx context.Context, cmd *wire.Command, progress func(
 	}
 	if p.CopyTo != "" {
 		progress(0.95, "copy to "+p.CopyTo)
-		dst, err := openRepo(p.CopyTo, true)
+		dst, err := b.open(p.CopyTo, true)
 		if err == nil {
 			_, err = repo.Copy(ctx, dst, []string{snap.ID})
 		}
@@ -303,7 +347,7 @@ func (a restoreAction) Run(ctx context.Context, cmd *wire.Command, progress func
 	if err != nil {
 		return nil, err
 	}
-	repo, err := openRepo(b.cfg.Repository, false)
+	repo, err := b.open(b.cfg.Repository, false)
 	if err != nil {
 		return nil, err
 	}

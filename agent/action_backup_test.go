@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -178,6 +179,85 @@ backup:
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+// TestBackupActionsEncrypted: with backup.password_file the first backup
+// creates an encrypted repository (and copy_to one), restore and the
+// collector read it with the password, and nothing opens it without.
+func TestBackupActionsEncrypted(t *testing.T) {
+	dir := t.TempDir()
+	src, repo, repo2, roots := filepath.Join(dir, "data"), filepath.Join(dir, "repo"), filepath.Join(dir, "repo2"), filepath.Join(dir, "restore")
+	pw := filepath.Join(dir, "backup.pw")
+	if err := os.WriteFile(pw, []byte("agent secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "model.bin"), []byte("weights v1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	yaml := "backup:\n  repository: " + repo + "\n  password_file: " + pw + "\n  restore_roots: [" + roots + "]\n" +
+		"  policies:\n    - name: m\n      paths: [" + src + "]\n      copy_to: " + repo2 + "\n"
+	cfg, err := ParseConfig("agent.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := NewBackups(*cfg.Backup, nil)
+	bk, rs := b.Actions()[0], b.Actions()[1]
+	res, err := runBackupAction(t, bk, "cmd-1", nil)
+	if err != nil || res["verified"] != "true" {
+		t.Fatalf("backup: %v %v", res, err)
+	}
+	for _, p := range []string{repo, repo2} {
+		if _, err := backup.Open(p); !errors.Is(err, backup.ErrPasswordRequired) {
+			t.Errorf("%s opens without a password: %v", p, err)
+		}
+		r, err := backup.OpenWith(p, []byte("agent secret"))
+		if err != nil || !r.Encrypted() {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if ids, _ := r.SnapshotIDs(); len(ids) != 1 || ids[0] != res["snapshot"] {
+			t.Errorf("%s holds %v", p, ids)
+		}
+	}
+	if pts := collectBackup(t, b.Collector(), time.Now()); pts["m/full"].fields["verified"].Int != 1 {
+		t.Errorf("collector: %v", pts)
+	}
+	target := filepath.Join(roots, "r")
+	if _, err := runBackupAction(t, rs, "cmd-2", map[string]string{"target": target}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(target, src, "model.bin")); err != nil || string(got) != "weights v1" {
+		t.Errorf("restored %q %v", got, err)
+	}
+	// Another password: the repository is refused, by name.
+	if err := os.WriteFile(pw, []byte("other"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b2 := NewBackups(*cfg.Backup, nil)
+	if _, err := runBackupAction(t, b2.Actions()[0], "cmd-3", nil); !errors.Is(err, backup.ErrWrongPassword) || !strings.Contains(err.Error(), repo) {
+		t.Errorf("wrong password: %v", err)
+	}
+}
+
+func TestBackupPasswordFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{
+		"relative/pw":                 "not an absolute path",
+		filepath.Join(dir, "missing"): "no such file",
+		empty:                         "is empty",
+	} {
+		yaml := "backup:\n  repository: /r\n  password_file: " + file + "\n  policies:\n    - name: a\n      paths: [/x]\n"
+		_, err := ParseConfig("agent.yaml", []byte(yaml))
+		if err == nil || !strings.Contains(err.Error(), "agent.yaml:3:") || !strings.Contains(err.Error(), want) {
+			t.Errorf("password_file %s: %v, want %q", file, err, want)
 		}
 	}
 }

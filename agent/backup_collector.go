@@ -47,6 +47,7 @@ type snapSummary struct {
 	kind     backup.Kind
 	time     time.Time
 	size     int64
+	bad      bool // the manifest cannot be read (reported once)
 }
 
 func (c *backupCollector) Name() string { return "backup" }
@@ -54,7 +55,7 @@ func (c *backupCollector) Name() string { return "backup" }
 func (c *backupCollector) Collect(_ context.Context, now time.Time, emit Emit) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	repo, err := backup.Open(c.b.cfg.Repository)
+	repo, err := c.b.open(c.b.cfg.Repository, false)
 	if errors.Is(err, backup.ErrNotRepo) {
 		if !c.missed {
 			c.missed = true
@@ -147,13 +148,23 @@ func (c *backupCollector) summaries(repo *backup.Repo) ([]snapSummary, error) {
 		s, ok := c.cache[id]
 		if !ok {
 			snap, err := repo.Snapshot(id)
+			var ce *backup.CorruptError
+			if errors.As(err, &ce) {
+				// A damaged manifest (verify reports it) must not hide
+				// every other snapshot.
+				c.b.log.Warn("backup manifest unreadable", "snapshot", id, "err", err)
+				c.cache[id] = snapSummary{id: id, bad: true}
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
 			s = snapSummary{id: snap.ID, name: snap.Name, kind: snap.Kind, time: snap.Time, size: snap.Size}
 			c.cache[id] = s
 		}
-		out = append(out, s)
+		if !s.bad {
+			out = append(out, s)
+		}
 	}
 	for id := range c.cache {
 		if !present[id] {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -18,7 +19,7 @@ import (
 )
 
 const backupUsage = `Usage:
-  vigil backup init REPO
+  vigil backup init [--encrypt] [--compression zstd|none] [--password-file FILE] REPO
   vigil backup run --repo REPO [--kind full|incremental|differential] [--name NAME] [--verify] PATH...
   vigil backup list --repo REPO [--json]
   vigil backup verify --repo REPO [ID...]            (default: every snapshot)
@@ -27,6 +28,11 @@ const backupUsage = `Usage:
   vigil backup prune --repo REPO
   vigil backup copy --repo REPO --to REPO2 [ID...]    (default: every snapshot)
   vigil restore --repo REPO --snapshot ID --target DIR [--path P]...
+
+Encrypted repositories (init --encrypt) need their password: the file given
+by --password-file (env VIGIL_BACKUP_PASSWORD_FILE; one trailing newline is
+ignored) or the env var VIGIL_BACKUP_PASSWORD. copy uses the same password
+for --to unless --to-password-file is given. A lost password loses the data.
 `
 
 // multiFlag collects a repeated string flag.
@@ -44,16 +50,9 @@ func cmdBackup(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	sub, args := args[0], args[1:]
-	var err error
 	switch sub {
 	case "init":
-		if len(args) != 1 {
-			fmt.Fprint(stderr, backupUsage)
-			return 2
-		}
-		if _, err = backup.Init(args[0]); err == nil {
-			fmt.Fprintf(stdout, "initialised backup repository %s\n", args[0])
-		}
+		return backupInit(args, stdout, stderr)
 	case "run":
 		return backupRun(ctx, args, stdout, stderr)
 	case "list":
@@ -73,18 +72,84 @@ func cmdBackup(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vigil backup: unknown command %q\n\n%s", sub, backupUsage)
 		return 2
 	}
+}
+
+// backupInit is `vigil backup init`.
+func backupInit(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("vigil backup init", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	encrypt := fs.Bool("encrypt", false, "encrypt the repository (password from --password-file or VIGIL_BACKUP_PASSWORD)")
+	compression := fs.String("compression", backup.CompressZstd, "zstd or none")
+	pwFile := fs.String("password-file", os.Getenv("VIGIL_BACKUP_PASSWORD_FILE"), "file holding the password (env VIGIL_BACKUP_PASSWORD_FILE)")
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprint(stderr, backupUsage)
+		return 2
+	}
+	opts := backup.InitOptions{Compression: *compression, Encrypt: *encrypt}
+	if *encrypt {
+		pw, err := password(*pwFile)
+		if err == nil && pw == nil {
+			err = errors.New("--encrypt needs a password: --password-file FILE or VIGIL_BACKUP_PASSWORD")
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "vigil backup init:", err)
+			return 2
+		}
+		opts.Password = pw
+	}
+	r, err := backup.InitWith(fs.Arg(0), opts)
 	if err != nil {
-		fmt.Fprintln(stderr, "vigil backup:", err)
+		fmt.Fprintln(stderr, "vigil backup init:", err)
 		return 1
 	}
+	fmt.Fprintf(stdout, "initialised backup repository %s (%s)\n", r.Path(), describeRepo(r))
 	return 0
 }
 
-// repoFlags parses args with a --repo flag and opens the repository.
+// describeRepo is e.g. "format 2, zstd, encrypted".
+func describeRepo(r *backup.Repo) string {
+	enc := "not encrypted"
+	if r.Encrypted() {
+		enc = "encrypted (AES-256-GCM, scrypt-wrapped key)"
+	}
+	return fmt.Sprintf("format %d, compression %s, %s", r.Version(), r.Compression(), enc)
+}
+
+// password reads the repository password from file, else from
+// VIGIL_BACKUP_PASSWORD; nil when neither is set.
+func password(file string) ([]byte, error) {
+	if file != "" {
+		return backup.ReadPasswordFile(file)
+	}
+	if pw := os.Getenv("VIGIL_BACKUP_PASSWORD"); pw != "" {
+		return []byte(pw), nil
+	}
+	return nil, nil
+}
+
+// openRepo opens path with the password from file or the environment.
+func openRepo(path, pwFile string) (*backup.Repo, error) {
+	pw, err := password(pwFile)
+	if err != nil {
+		return nil, err
+	}
+	r, err := backup.OpenWith(path, pw)
+	if errors.Is(err, backup.ErrPasswordRequired) {
+		err = fmt.Errorf("%w: give --password-file FILE or set VIGIL_BACKUP_PASSWORD", err)
+	}
+	return r, err
+}
+
+// repoFlags parses args with --repo and --password-file flags and opens
+// the repository.
 func repoFlags(name string, args []string, stderr io.Writer, define func(*flag.FlagSet)) (*backup.Repo, *flag.FlagSet, int) {
 	fs := flag.NewFlagSet("vigil "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	repo := fs.String("repo", os.Getenv("VIGIL_BACKUP_REPO"), "repository path (env VIGIL_BACKUP_REPO)")
+	pwFile := fs.String("password-file", os.Getenv("VIGIL_BACKUP_PASSWORD_FILE"), "file holding an encrypted repository's password (env VIGIL_BACKUP_PASSWORD_FILE; else env VIGIL_BACKUP_PASSWORD)")
 	if define != nil {
 		define(fs)
 	}
@@ -95,7 +160,7 @@ func repoFlags(name string, args []string, stderr io.Writer, define func(*flag.F
 		fmt.Fprintf(stderr, "vigil %s: --repo is required\n\n%s", name, backupUsage)
 		return nil, nil, 2
 	}
-	r, err := backup.Open(*repo)
+	r, err := openRepo(*repo, *pwFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil %s: %v\n", name, err)
 		return nil, nil, 1
@@ -134,9 +199,9 @@ func backupRun(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if s.Parent != "" {
 		fmt.Fprintf(stdout, " of %s", s.Parent)
 	}
-	fmt.Fprintf(stdout, "): %d files, %s; new %d, changed %d, unchanged %d, deleted %d; read %s, stored %s in %d chunks; %s, %.1f MB/s\n",
+	fmt.Fprintf(stdout, "): %d files, %s; new %d, changed %d, unchanged %d, deleted %d; read %s, stored %s in %d chunks (%s on disk); %s, %.1f MB/s\n",
 		st.FilesNew+st.FilesChanged+st.FilesUnchanged, mb(s.Size), st.FilesNew, st.FilesChanged, st.FilesUnchanged, st.FilesDeleted,
-		mb(st.BytesRead), mb(st.BytesAdded), st.ChunksAdded, took.Round(time.Millisecond), float64(st.BytesRead)/1e6/took.Seconds())
+		mb(st.BytesRead), mb(st.BytesAdded), st.ChunksAdded, mb(st.BytesStored), took.Round(time.Millisecond), float64(st.BytesRead)/1e6/took.Seconds())
 	if verify {
 		return verifyAndPrint(ctx, r, []string{s.ID}, stdout, stderr)
 	}
@@ -201,14 +266,15 @@ func backupVerify(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	ids := fs.Args()
 	if len(ids) == 0 {
-		snaps, err := r.Snapshots()
+		// The ids (which begin with the time) without reading manifests, so
+		// one damaged manifest is reported rather than stopping the check.
+		all, err := r.SnapshotIDs()
 		if err != nil {
 			fmt.Fprintln(stderr, "vigil backup verify:", err)
 			return 1
 		}
-		for _, s := range snaps {
-			ids = append(ids, s.ID)
-		}
+		sort.Strings(all)
+		ids = all
 	}
 	return verifyAndPrint(ctx, r, ids, stdout, stderr)
 }
@@ -228,7 +294,11 @@ func verifyAndPrint(ctx context.Context, r *backup.Repo, ids []string, stdout, s
 			continue
 		}
 		code = 1
-		fmt.Fprintf(stdout, "%s: DAMAGED, %d chunks checked, %d missing, %d corrupt\n", id, v.Chunks, len(v.Missing), len(v.Corrupt))
+		if v.Manifest != "" {
+			fmt.Fprintf(stdout, "%s: DAMAGED, %s\n", id, v.Manifest)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: DAMAGED, %d chunks checked, %d missing, %d corrupt (failed authentication or not matching their id)\n", id, v.Chunks, len(v.Missing), len(v.Corrupt))
 		for _, c := range v.Missing {
 			fmt.Fprintf(stdout, "  missing chunk %s\n", c)
 		}
@@ -292,9 +362,10 @@ func backupPrune(ctx context.Context, args []string, stdout, stderr io.Writer) i
 }
 
 func backupCopy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var to string
+	var to, toPw string
 	r, fs, code := repoFlags("backup copy", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&to, "to", "", "destination repository (initialised first when it does not exist)")
+		fs.StringVar(&to, "to", "", "destination repository (initialised first when it does not exist: current format, encrypted when the source is)")
+		fs.StringVar(&toPw, "to-password-file", "", "file holding the destination's password (default: the source's password)")
 	})
 	if r == nil {
 		return code
@@ -303,9 +374,16 @@ func backupCopy(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "vigil backup copy: --to is required\n\n%s", backupUsage)
 		return 2
 	}
-	dst, err := backup.Open(to)
+	pwFile := toPw
+	if pwFile == "" {
+		pwFile = fs.Lookup("password-file").Value.String()
+	}
+	dst, err := openRepo(to, pwFile)
 	if errors.Is(err, backup.ErrNotRepo) {
-		dst, err = backup.Init(to)
+		var pw []byte
+		if pw, err = password(pwFile); err == nil {
+			dst, err = backup.InitWith(to, backup.InitOptions{Encrypt: r.Encrypted(), Password: pw})
+		}
 	}
 	if err == nil {
 		var res *backup.CopyResult

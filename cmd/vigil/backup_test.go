@@ -86,3 +86,79 @@ func TestBackupCLI(t *testing.T) {
 		t.Errorf("verify of a damaged repository printed %q", out)
 	}
 }
+
+// TestBackupCLIEncrypted: init --encrypt, the password from the
+// environment or a file, wrong and missing passwords, copy to a new
+// repository (encrypted like the source), and a damaged manifest.
+func TestBackupCLIEncrypted(t *testing.T) {
+	dir := t.TempDir()
+	repo, repo2, src := filepath.Join(dir, "repo"), filepath.Join(dir, "repo2"), filepath.Join(dir, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "secret.txt"), []byte(strings.Repeat("top secret line\n", 1000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pwFile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pwFile, []byte("s3cret passphrase\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("VIGIL_BACKUP_PASSWORD", "")
+	t.Setenv("VIGIL_BACKUP_PASSWORD_FILE", "")
+	vigil := func(want int, args ...string) (string, string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != want {
+			t.Fatalf("vigil %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, want, out.String(), errb.String())
+		}
+		return out.String(), errb.String()
+	}
+	if _, e := vigil(2, "backup", "init", "--encrypt", repo); !strings.Contains(e, "needs a password") {
+		t.Errorf("init --encrypt without a password: %q", e)
+	}
+	if out, _ := vigil(0, "backup", "init", "--encrypt", "--password-file", pwFile, repo); !strings.Contains(out, "encrypted") {
+		t.Errorf("init printed %q", out)
+	}
+	if _, e := vigil(1, "backup", "run", "--repo", repo, src); !strings.Contains(e, "no password") || !strings.Contains(e, repo) {
+		t.Errorf("run without a password: %q", e)
+	}
+	t.Setenv("VIGIL_BACKUP_PASSWORD", "wrong")
+	if _, e := vigil(1, "backup", "run", "--repo", repo, src); !strings.Contains(e, "wrong password") || !strings.Contains(e, repo) {
+		t.Errorf("run with a wrong password: %q", e)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(repo, "snapshots")); len(ents) != 0 {
+		t.Errorf("a wrong password wrote %d manifests", len(ents))
+	}
+	t.Setenv("VIGIL_BACKUP_PASSWORD", "s3cret passphrase") // the file's content without its newline
+	out, _ := vigil(0, "backup", "run", "--repo", repo, "--verify", src)
+	m := regexp.MustCompile(`snapshot (\S+) \(full`).FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, ": ok,") {
+		t.Fatalf("backup run printed %q", out)
+	}
+	id := m[1]
+	if out, _ = vigil(0, "backup", "copy", "--repo", repo, "--to", repo2); !strings.Contains(out, "copied 1 snapshots") {
+		t.Errorf("copy printed %q", out)
+	}
+	t.Setenv("VIGIL_BACKUP_PASSWORD", "")
+	if _, e := vigil(1, "backup", "list", "--repo", repo2); !strings.Contains(e, "no password") {
+		t.Errorf("the copy is not encrypted: %q", e)
+	}
+	target := filepath.Join(dir, "restored")
+	vigil(0, "restore", "--repo", repo2, "--password-file", pwFile, "--snapshot", id, "--target", target)
+	if got, err := os.ReadFile(filepath.Join(target, src, "secret.txt")); err != nil || !strings.HasPrefix(string(got), "top secret line\n") || len(got) != 16000 {
+		t.Errorf("restored %d bytes, %v", len(got), err)
+	}
+	// A damaged manifest: verify names the snapshot, exit 1.
+	mp := filepath.Join(repo2, "snapshots", id+".snap")
+	b, err := os.ReadFile(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 1
+	if err := os.WriteFile(mp, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ = vigil(1, "backup", "verify", "--repo", repo2, "--password-file", pwFile); !strings.Contains(out, "snapshot "+id+" is corrupt: failed authentication") {
+		t.Errorf("verify of a damaged manifest printed %q", out)
+	}
+}

@@ -11,14 +11,21 @@ import (
 
 // TestFullIncrementalDifferentialRestore backs up a changing tree three
 // times and restores each snapshot, completely and in part, checking
-// every file's bytes, mode and mtime against the tree at that time.
+// every file's bytes, mode and mtime against the tree at that time, in
+// every repository format.
 func TestFullIncrementalDifferentialRestore(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) { testRoundTrip(t, newRepoWith(t, f.opts)) })
+	}
+}
+
+func testRoundTrip(t *testing.T, r *Repo) {
 	ctx := context.Background()
-	r := newRepo(t)
 	src := filepath.Join(t.TempDir(), "data")
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC)
 	big := randBytes(1, 6<<20)
 	writeFile(t, filepath.Join(src, "big.bin"), big, 0o644, t0)
+	writeFile(t, filepath.Join(src, "app.log"), logBytes(1, 3<<20), 0o644, t0)
 	writeFile(t, filepath.Join(src, "a.txt"), []byte("alpha"), 0o600, t0)
 	writeFile(t, filepath.Join(src, "sub", "b.txt"), []byte("bravo"), 0o640, t0)
 	writeFile(t, filepath.Join(src, "sub", "deep", "c.sh"), []byte("#!/bin/sh\necho c\n"), 0o755, t0)
@@ -31,7 +38,7 @@ func TestFullIncrementalDifferentialRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s1.Kind != Full || s1.Stats.FilesNew != 5 || s1.Stats.BytesAdded < int64(len(big)) {
+	if s1.Kind != Full || s1.Stats.FilesNew != 6 || s1.Stats.BytesAdded < int64(len(big))+3<<20 {
 		t.Fatalf("full: kind %s stats %+v", s1.Kind, s1.Stats)
 	}
 
@@ -116,7 +123,7 @@ func TestFullIncrementalDifferentialRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s4.Stats.BytesRead != 0 || s4.Stats.FilesUnchanged != 6 || s4.Parent != s3.ID {
+	if s4.Stats.BytesRead != 0 || s4.Stats.FilesUnchanged != 7 || s4.Parent != s3.ID || s4.Stats.ChunksAdded != 0 {
 		t.Errorf("unchanged incremental: parent %s stats %+v", s4.Parent, s4.Stats)
 	}
 }

@@ -134,7 +134,7 @@ func (r *Repo) Forget(ctx context.Context, name string, k Keep, prune, dryRun bo
 		if err := os.Remove(r.manifestPath(s.ID)); err != nil {
 			return res, fmt.Errorf("forget %s: %w", s.ID, err)
 		}
-		os.Remove(filepath.Join(r.path, "verified", s.ID+".json"))
+		os.Remove(r.verifiedPath(s.ID))
 	}
 	if prune {
 		res.PrunedChunks, res.PrunedBytes, err = r.prune(ctx)

@@ -3,6 +3,7 @@ package backup
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -100,6 +101,46 @@ func writeFile(t *testing.T, path string, data []byte, mode fs.FileMode, mtime t
 func newRepo(t *testing.T) *Repo {
 	t.Helper()
 	r, err := Init(filepath.Join(t.TempDir(), "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// logBytes is n bytes of log-like text (compressible, like real logs).
+func logBytes(seed uint64, n int) []byte {
+	r := rand.New(rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), 9}))
+	levels := []string{"INFO", "INFO", "INFO", "WARN", "DEBUG", "ERROR"}
+	paths := []string{"/api/v1/orders", "/api/v1/users", "/healthz", "/metrics", "/api/v1/payments"}
+	b := make([]byte, 0, n+200)
+	ts := int64(1767225600000)
+	for len(b) < n {
+		ts += int64(r.IntN(2000))
+		b = fmt.Appendf(b, "%d %s request method=GET path=%s status=%d duration_ms=%d user=%05d trace=%016x\n",
+			ts, levels[r.IntN(len(levels))], paths[r.IntN(len(paths))], []int{200, 200, 200, 404, 500}[r.IntN(5)],
+			r.IntN(900), r.IntN(50000), r.Uint64())
+	}
+	return b[:n]
+}
+
+// testPassword and fast key derivation for tests.
+var testPassword = []byte("correct horse battery staple")
+
+// formats are the repository formats every round trip runs in.
+var formats = []struct {
+	name string
+	opts InitOptions
+}{
+	{"v1", InitOptions{Version: 1}},
+	{"v2-none", InitOptions{Compression: CompressNone}},
+	{"v2-zstd", InitOptions{}},
+	{"v2-zstd-encrypted", InitOptions{Encrypt: true, Password: testPassword, scryptLogN: 10}},
+	{"v2-none-encrypted", InitOptions{Compression: CompressNone, Encrypt: true, Password: testPassword, scryptLogN: 10}},
+}
+
+func newRepoWith(t testing.TB, o InitOptions) *Repo {
+	t.Helper()
+	r, err := InitWith(filepath.Join(t.TempDir(), "repo"), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,8 @@ type File struct {
 	// MTime is the modification time, to the nanosecond.
 	MTime  time.Time `json:"mtime"`
 	Target string    `json:"target,omitempty"` // symlinks
-	// Chunks are the SHA-256s (hex) of the file's content chunks, in order.
+	// Chunks are the ids of the file's content chunks, in order: their
+	// SHA-256 (hex), or HMAC-SHA256 in an encrypted repository.
 	Chunks []string `json:"chunks,omitempty"`
 	// SHA256 of the whole content (hex).
 	SHA256 string `json:"sha256,omitempty"`
@@ -64,8 +65,11 @@ type Stats struct {
 	FilesUnchanged int   `json:"files_unchanged"`
 	FilesDeleted   int   `json:"files_deleted"`
 	BytesRead      int64 `json:"bytes_read"`  // content read and hashed
-	BytesAdded     int64 `json:"bytes_added"` // new chunks stored
-	ChunksAdded    int   `json:"chunks_added"`
+	BytesAdded     int64 `json:"bytes_added"` // new chunks stored (their plaintext)
+	// BytesStored: what the new chunks take in the repository (compressed,
+	// encrypted).
+	BytesStored int64 `json:"bytes_stored"`
+	ChunksAdded int   `json:"chunks_added"`
 }
 
 // Snapshot is a manifest: the complete file table of its sources at Time.
@@ -86,8 +90,52 @@ type Snapshot struct {
 	Files    []File  `json:"files"`
 }
 
+// Object file names: version 1 stores JSON, version 2 encoded objects.
+func (r *Repo) ext(kind string) string {
+	switch {
+	case r.cfg.Version == formatV1:
+		return ".json"
+	case kind == kindSnapshot:
+		return ".snap"
+	}
+	return ".rec"
+}
+
 func (r *Repo) manifestPath(id string) string {
-	return filepath.Join(r.path, "snapshots", id+".json")
+	return filepath.Join(r.path, "snapshots", id+r.ext(kindSnapshot))
+}
+
+func (r *Repo) verifiedPath(id string) string {
+	return filepath.Join(r.path, "verified", id+r.ext(kindVerified))
+}
+
+// saveObject writes JSON of v as object kind id at path.
+func (r *Repo) saveObject(path, kind, id string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	stored, err := r.encode(r.newChunkIO(), kind, id, data)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(path, stored)
+}
+
+// loadObject reads object kind id at path into v.
+func (r *Repo) loadObject(path, kind, id string, v any) error {
+	stored, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	data, err := r.decode(r.newChunkIO(), kind, id, stored)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return &CorruptError{Object: kind, ID: id, Reason: "JSON: " + err.Error()}
+	}
+	return nil
 }
 
 func newSnapshotID(t time.Time) (string, error) {
@@ -99,11 +147,7 @@ func newSnapshotID(t time.Time) (string, error) {
 }
 
 func (r *Repo) saveManifest(s *Snapshot) error {
-	data, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	if err := writeAtomic(r.manifestPath(s.ID), data); err != nil {
+	if err := r.saveObject(r.manifestPath(s.ID), kindSnapshot, s.ID, s); err != nil {
 		return fmt.Errorf("write manifest %s: %w", s.ID, err)
 	}
 	return nil
@@ -118,14 +162,19 @@ func (r *Repo) Snapshot(id string) (*Snapshot, error) {
 	return r.load(full)
 }
 
+// load reads manifest id; a manifest that fails authentication or cannot
+// be decoded is a *CorruptError naming it.
 func (r *Repo) load(id string) (*Snapshot, error) {
-	data, err := os.ReadFile(r.manifestPath(id))
-	if err != nil {
-		return nil, fmt.Errorf("snapshot %s: %w", id, err)
-	}
 	var s Snapshot
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("snapshot %s: manifest: %w", id, err)
+	err := r.loadObject(r.manifestPath(id), kindSnapshot, id, &s)
+	var ce *CorruptError
+	switch {
+	case errors.As(err, &ce):
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("snapshot %s: %w", id, err)
+	case s.ID != id:
+		return nil, &CorruptError{Object: kindSnapshot, ID: id, Reason: "manifest names snapshot " + s.ID}
 	}
 	return &s, nil
 }
@@ -159,9 +208,10 @@ func (r *Repo) ids() ([]string, error) {
 		return nil, fmt.Errorf("list snapshots: %w", err)
 	}
 	var ids []string
+	ext := r.ext(kindSnapshot)
 	for _, e := range ents {
-		if n := e.Name(); strings.HasSuffix(n, ".json") && !strings.HasPrefix(n, ".tmp-") {
-			ids = append(ids, strings.TrimSuffix(n, ".json"))
+		if n := e.Name(); strings.HasSuffix(n, ext) && !strings.HasPrefix(n, ".tmp-") {
+			ids = append(ids, strings.TrimSuffix(n, ext))
 		}
 	}
 	return ids, nil
@@ -202,26 +252,25 @@ type VerifyRecord struct {
 	Bytes   int64     `json:"bytes"`
 	Missing []string  `json:"missing,omitempty"`
 	Corrupt []string  `json:"corrupt,omitempty"`
+	// Manifest: why the snapshot's manifest itself could not be read
+	// (failed authentication, undecodable); its chunks were not checked.
+	Manifest string `json:"manifest,omitempty"`
 }
 
 // Verified returns the last verification of snapshot id; ok is false when
 // it was never verified.
 func (r *Repo) Verified(id string) (VerifyRecord, bool, error) {
-	data, err := os.ReadFile(filepath.Join(r.path, "verified", id+".json"))
+	var v VerifyRecord
+	err := r.loadObject(r.verifiedPath(id), kindVerified, id, &v)
 	if errors.Is(err, fs.ErrNotExist) {
 		return VerifyRecord{}, false, nil
 	}
 	if err != nil {
-		return VerifyRecord{}, false, err
-	}
-	var v VerifyRecord
-	if err := json.Unmarshal(data, &v); err != nil {
 		return VerifyRecord{}, false, fmt.Errorf("verification record %s: %w", id, err)
 	}
 	return v, true, nil
 }
 
 func (r *Repo) saveVerified(id string, v VerifyRecord) error {
-	data, _ := json.Marshal(v)
-	return writeAtomic(filepath.Join(r.path, "verified", id+".json"), data)
+	return r.saveObject(r.verifiedPath(id), kindVerified, id, v)
 }

@@ -23,8 +23,13 @@ func backupTree(t *testing.T, r *Repo, name string, seed uint64, at time.Time) (
 }
 
 func TestVerifyDetectsCorruptAndMissingChunks(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) { testVerifyDamage(t, newRepoWith(t, f.opts)) })
+	}
+}
+
+func testVerifyDamage(t *testing.T, r *Repo) {
 	ctx := context.Background()
-	r := newRepo(t)
 	s, _ := backupTree(t, r, "v", 3, time.Unix(1.7e9, 0))
 	now := time.Unix(1.8e9, 0)
 	rec, err := r.Verify(ctx, s.ID, now)

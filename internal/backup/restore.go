@@ -43,8 +43,10 @@ func (r RestoreResult) MBps() float64 {
 
 // Restore writes snapshot id, or the entries under opts.Paths, below
 // target: entry P goes to target/P with its bytes, mode and mtime. Every
-// chunk's and every file's SHA-256 is checked; existing files are
-// replaced.
+// chunk is authenticated (encrypted repositories) and checked against its
+// id, every file against its SHA-256; existing files are replaced. A file
+// that fails is removed and the restore stops with an error naming the
+// object (chunk or snapshot) that failed.
 func (r *Repo) Restore(ctx context.Context, id, target string, opts RestoreOptions) (*RestoreResult, error) {
 	start := time.Now()
 	snap, err := r.Snapshot(id)
@@ -61,7 +63,7 @@ func (r *Repo) Restore(ctx context.Context, id, target string, opts RestoreOptio
 		total += f.Size
 	}
 	var dirs []*File
-	var buf []byte
+	cio := r.newChunkIO()
 	for _, f := range sel {
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -82,7 +84,7 @@ func (r *Repo) Restore(ctx context.Context, id, target string, opts RestoreOptio
 				return res, fmt.Errorf("restore: %w", err)
 			}
 		case TypeFile:
-			if buf, err = r.restoreFile(ctx, f, dst, buf, func(n int) {
+			if err = r.restoreFile(ctx, f, dst, cio, func(n int) {
 				res.Bytes += int64(n)
 				if opts.Progress != nil {
 					opts.Progress(res.Bytes, total)
@@ -106,18 +108,19 @@ func (r *Repo) Restore(ctx context.Context, id, target string, opts RestoreOptio
 	return res, nil
 }
 
-func (r *Repo) restoreFile(ctx context.Context, f *File, dst string, buf []byte, wrote func(int)) ([]byte, error) {
+func (r *Repo) restoreFile(ctx context.Context, f *File, dst string, cio *chunkIO, wrote func(int)) error {
 	os.Remove(dst) // replace, never write through an existing symlink
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return buf, fmt.Errorf("restore: %w", err)
+		return fmt.Errorf("restore: %w", err)
 	}
+	var buf []byte
 	whole := sha256.New()
 	for _, c := range f.Chunks {
 		if err = ctx.Err(); err != nil {
 			break
 		}
-		if buf, err = r.readChunk(c, buf); err != nil {
+		if buf, err = r.readChunk(c, cio); err != nil {
 			err = fmt.Errorf("restore %s: %w", f.Path, err)
 			break
 		}
@@ -138,8 +141,10 @@ func (r *Repo) restoreFile(ctx context.Context, f *File, dst string, buf []byte,
 	}
 	if err == nil {
 		err = setMeta(dst, f)
+	} else {
+		os.Remove(dst) // no partial or unverified content is left behind
 	}
-	return buf, err
+	return err
 }
 
 func setMeta(dst string, f *File) error {

@@ -105,7 +105,7 @@ func (r *Repo) backup(ctx context.Context, opts Options) (*Snapshot, error) {
 			total += f.Size
 		}
 	}
-	w := &writer{repo: r, ctx: ctx, total: total, progress: opts.Progress}
+	w := &writer{repo: r, ctx: ctx, total: total, progress: opts.Progress, cio: r.newChunkIO()}
 	seen := make(map[string]bool, len(files))
 	for i := range files {
 		f := &files[i]
@@ -216,6 +216,7 @@ type writer struct {
 	done, total int64
 	progress    func(done, total int64)
 	chunker     *chunker // reused across files
+	cio         *chunkIO
 }
 
 // file fills f's chunks and hash, from p when f is unchanged.
@@ -257,13 +258,14 @@ func (w *writer) file(f, p *File, st *Stats) error {
 			return fmt.Errorf("backup read %s: %w", f.Path, err)
 		}
 		whole.Write(data)
-		id := hashHex(data)
-		added, err := w.repo.putChunk(id, data)
+		id := w.cio.id(data)
+		added, stored, err := w.repo.putChunk(id, data, w.cio)
 		if err != nil {
 			return err
 		}
 		if added {
 			st.BytesAdded += int64(len(data))
+			st.BytesStored += int64(stored)
 			st.ChunksAdded++
 		}
 		f.Chunks = append(f.Chunks, id)

@@ -8,18 +8,32 @@ import (
 	"time"
 )
 
-// Verify re-reads every chunk snapshot id names and checks its SHA-256.
-// The outcome is returned and recorded in the repository (Verified); a
-// missing or corrupt chunk makes it not OK without stopping the check.
-// now is the time recorded.
+// Verify re-reads every chunk snapshot id names, authenticates it
+// (encrypted repositories) and checks it against its id. The outcome is
+// returned and recorded in the repository (Verified); a missing or
+// corrupt chunk makes it not OK without stopping the check, and so does a
+// manifest that fails authentication (Manifest says why; no chunk is
+// checked then). now is the time recorded.
 func (r *Repo) Verify(ctx context.Context, id string, now time.Time) (VerifyRecord, error) {
-	snap, err := r.Snapshot(id)
+	full, err := r.resolve(id)
 	if err != nil {
 		return VerifyRecord{}, err
 	}
 	rec := VerifyRecord{Time: now.UTC(), OK: true}
+	snap, err := r.load(full)
+	var ce *CorruptError
+	switch {
+	case errors.As(err, &ce):
+		rec.OK, rec.Manifest = false, ce.Error()
+		if serr := r.saveVerified(full, rec); serr != nil {
+			return rec, fmt.Errorf("verify %s: record: %w", full, serr)
+		}
+		return rec, nil
+	case err != nil:
+		return VerifyRecord{}, err
+	}
 	seen := map[string]bool{}
-	var buf []byte
+	cio := r.newChunkIO()
 	for _, f := range snap.Files {
 		for _, c := range f.Chunks {
 			if seen[c] {
@@ -30,11 +44,9 @@ func (r *Repo) Verify(ctx context.Context, id string, now time.Time) (VerifyReco
 				return rec, err
 			}
 			rec.Chunks++
-			b, err := r.readChunk(c, buf)
-			var ce *CorruptError
+			b, err := r.readChunk(c, cio)
 			switch {
 			case err == nil:
-				buf = b
 				rec.Bytes += int64(len(b))
 			case errors.Is(err, fs.ErrNotExist):
 				rec.OK, rec.Missing = false, append(rec.Missing, c)
