@@ -27,12 +27,15 @@ const backupUsage = `Usage:
                       [--keep-weekly N] [--keep-monthly N] [--prune] [--dry-run]
   vigil backup prune --repo REPO
   vigil backup copy --repo REPO --to REPO2 [ID...]    (default: every snapshot)
+  vigil backup key passwd --repo REPO [--password-file FILE] --new-password-file FILE2
   vigil restore --repo REPO --snapshot ID --target DIR [--path P]...
 
 Encrypted repositories (init --encrypt) need their password: the file given
 by --password-file (env VIGIL_BACKUP_PASSWORD_FILE; one trailing newline is
 ignored) or the env var VIGIL_BACKUP_PASSWORD. copy uses the same password
-for --to unless --to-password-file is given. A lost password loses the data.
+for --to unless --to-password-file is given. key passwd takes the new
+password from --new-password-file (env VIGIL_BACKUP_NEW_PASSWORD_FILE) or
+the env var VIGIL_BACKUP_NEW_PASSWORD. A lost password loses the data.
 `
 
 // multiFlag collects a repeated string flag.
@@ -65,6 +68,8 @@ func cmdBackup(args []string, stdout, stderr io.Writer) int {
 		return backupPrune(ctx, args, stdout, stderr)
 	case "copy":
 		return backupCopy(ctx, args, stdout, stderr)
+	case "key":
+		return backupKey(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, backupUsage)
 		return 0
@@ -395,6 +400,56 @@ func backupCopy(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "vigil backup copy:", err)
 		return 1
 	}
+	return 0
+}
+
+// backupKey is `vigil backup key passwd`: the current password as for
+// every command, the new one from --new-password-file or the environment
+// (never an argument).
+func backupKey(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "passwd" {
+		fmt.Fprintf(stderr, "vigil backup key: want the subcommand passwd\n\n%s", backupUsage)
+		return 2
+	}
+	fs := flag.NewFlagSet("vigil backup key passwd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	repo := fs.String("repo", os.Getenv("VIGIL_BACKUP_REPO"), "repository path (env VIGIL_BACKUP_REPO)")
+	pwFile := fs.String("password-file", os.Getenv("VIGIL_BACKUP_PASSWORD_FILE"), "file holding the current password (env VIGIL_BACKUP_PASSWORD_FILE; else env VIGIL_BACKUP_PASSWORD)")
+	newFile := fs.String("new-password-file", os.Getenv("VIGIL_BACKUP_NEW_PASSWORD_FILE"), "file holding the new password (env VIGIL_BACKUP_NEW_PASSWORD_FILE; else env VIGIL_BACKUP_NEW_PASSWORD)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return flagExit(err)
+	}
+	if *repo == "" || fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "vigil backup key passwd: --repo is required and no arguments are taken (passwords come from files or the environment)\n\n%s", backupUsage)
+		return 2
+	}
+	var next []byte
+	var err error
+	if *newFile != "" {
+		next, err = backup.ReadPasswordFile(*newFile)
+	} else if pw := os.Getenv("VIGIL_BACKUP_NEW_PASSWORD"); pw != "" {
+		next = []byte(pw)
+	} else {
+		err = errors.New("no new password: give --new-password-file FILE or set VIGIL_BACKUP_NEW_PASSWORD")
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "vigil backup key passwd:", err)
+		return 2
+	}
+	cur, err := password(*pwFile)
+	if err != nil {
+		fmt.Fprintln(stderr, "vigil backup key passwd:", err)
+		return 2
+	}
+	r, err := openRepo(*repo, *pwFile)
+	if err == nil {
+		err = r.ChangePassword(ctx, cur, next)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "vigil backup key passwd:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "changed the password of %s (the data is unchanged; update every password file that names it)\n", r.Path())
 	return 0
 }
 

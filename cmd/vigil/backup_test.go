@@ -162,3 +162,72 @@ func TestBackupCLIEncrypted(t *testing.T) {
 		t.Errorf("verify of a damaged manifest printed %q", out)
 	}
 }
+
+// TestBackupCLIKeyPasswd: key passwd takes the current password as every
+// command does and the new one from --new-password-file or the
+// environment, never as an argument; afterwards only the new password
+// opens the repository and the snapshot restores; unencrypted
+// repositories and a missing new password are refused.
+func TestBackupCLIKeyPasswd(t *testing.T) {
+	dir := t.TempDir()
+	repo, plain, src := filepath.Join(dir, "repo"), filepath.Join(dir, "plain"), filepath.Join(dir, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	content := strings.Repeat("rotate me\n", 5000)
+	if err := os.WriteFile(filepath.Join(src, "f.txt"), []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	oldFile, newFile := filepath.Join(dir, "old.pw"), filepath.Join(dir, "new.pw")
+	os.WriteFile(oldFile, []byte("old passphrase\n"), 0o600)
+	os.WriteFile(newFile, []byte("new passphrase\n"), 0o600)
+	for _, k := range []string{"VIGIL_BACKUP_PASSWORD", "VIGIL_BACKUP_PASSWORD_FILE", "VIGIL_BACKUP_NEW_PASSWORD", "VIGIL_BACKUP_NEW_PASSWORD_FILE", "VIGIL_BACKUP_REPO"} {
+		t.Setenv(k, "")
+	}
+	vigil := func(want int, args ...string) (string, string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != want {
+			t.Fatalf("vigil %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, want, out.String(), errb.String())
+		}
+		return out.String(), errb.String()
+	}
+	vigil(0, "backup", "init", "--encrypt", "--password-file", oldFile, repo)
+	out, _ := vigil(0, "backup", "run", "--repo", repo, "--password-file", oldFile, "--quiet", src)
+	m := regexp.MustCompile(`snapshot (\S+) \(full`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("backup run printed %q", out)
+	}
+	if _, e := vigil(2, "backup", "key", "passwd", "--repo", repo, "--password-file", oldFile); !strings.Contains(e, "no new password") {
+		t.Errorf("no new password: %q", e)
+	}
+	vigil(2, "backup", "key", "passwd", "--repo", repo, "--password-file", oldFile, "new passphrase")
+	vigil(2, "backup", "key", "rotate", "--repo", repo)
+	if _, e := vigil(1, "backup", "key", "passwd", "--repo", repo, "--password-file", newFile, "--new-password-file", newFile); !strings.Contains(e, "wrong password") || !strings.Contains(e, repo) {
+		t.Errorf("wrong current password: %q", e)
+	}
+	if out, _ = vigil(0, "backup", "key", "passwd", "--repo", repo, "--password-file", oldFile, "--new-password-file", newFile); !strings.Contains(out, "changed the password of "+repo) {
+		t.Errorf("key passwd printed %q", out)
+	}
+	if _, e := vigil(1, "backup", "list", "--repo", repo, "--password-file", oldFile); !strings.Contains(e, "wrong password") || !strings.Contains(e, repo) {
+		t.Errorf("old password after the change: %q", e)
+	}
+	target := filepath.Join(dir, "restored")
+	vigil(0, "restore", "--repo", repo, "--password-file", newFile, "--snapshot", m[1], "--target", target, "--quiet")
+	if got, err := os.ReadFile(filepath.Join(target, src, "f.txt")); err != nil || string(got) != content {
+		t.Errorf("restored %d bytes, %v", len(got), err)
+	}
+	// From the environment: current from VIGIL_BACKUP_PASSWORD_FILE, new
+	// from VIGIL_BACKUP_NEW_PASSWORD.
+	t.Setenv("VIGIL_BACKUP_PASSWORD_FILE", newFile)
+	t.Setenv("VIGIL_BACKUP_NEW_PASSWORD", "third passphrase")
+	vigil(0, "backup", "key", "passwd", "--repo", repo)
+	t.Setenv("VIGIL_BACKUP_PASSWORD_FILE", "")
+	t.Setenv("VIGIL_BACKUP_PASSWORD", "third passphrase")
+	vigil(0, "backup", "verify", "--repo", repo)
+
+	vigil(0, "backup", "init", plain)
+	if _, e := vigil(1, "backup", "key", "passwd", "--repo", plain); !strings.Contains(e, "not encrypted") {
+		t.Errorf("unencrypted repository: %q", e)
+	}
+}

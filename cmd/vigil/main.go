@@ -25,7 +25,7 @@ Usage:
   vigil bench nab|forecast|e2e ...     detector, forecast and end-to-end benchmarks
   vigil rollback --root DIR [--to V] [--dry-run] NAME [-- RESTART...]  roll a release back
   vigil releases --root DIR NAME       versions, current, last-known-good, health
-  vigil backup init|run|list|verify|forget|prune|copy ...   backups in a repository path
+  vigil backup init|run|list|verify|forget|prune|copy|key ...   backups in a repository path
   vigil restore --repo R --snapshot ID --target DIR [--path P]...  restore all or part of a snapshot
   vigil version
 

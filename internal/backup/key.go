@@ -2,14 +2,17 @@ package backup
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/crypto/scrypt"
 )
@@ -25,8 +28,9 @@ import (
 // config.json stores kdf, logN, r, p, salt and wrapped. wrapAAD lists
 // every other setting of config.json, so altering one (e.g. lowering the
 // scrypt cost, switching compression) makes the key fail to unwrap just
-// like a wrong password does. The password can be changed by re-wrapping
-// the same master key (not implemented yet); losing it loses the data.
+// like a wrong password does. ChangePassword re-wraps the same master key
+// under another password (new salt and nonce), so no data is rewritten;
+// losing the password loses the data.
 
 // defaultScryptLogN: N = 2^15, r = 8, p = 1 takes 32 MiB and about 0.1 s.
 const (
@@ -89,21 +93,35 @@ func newKey(c *repoConfig, password []byte, logN int) (*keyConfig, []byte, error
 	if logN == 0 {
 		logN = defaultScryptLogN
 	}
-	k := &keyConfig{KDF: "scrypt", LogN: logN, R: scryptR, P: scryptP, Salt: make([]byte, 32)}
 	master := make([]byte, masterKeySize)
+	if _, err := rand.Read(master); err != nil {
+		return nil, nil, err
+	}
+	c.Key = &keyConfig{KDF: "scrypt", LogN: logN, R: scryptR, P: scryptP}
+	if err := wrapKey(c, master, password); err != nil {
+		return nil, nil, err
+	}
+	return c.Key, master, nil
+}
+
+// wrapKey sets c.Key's salt and wrapped key: master wrapped under
+// password with a fresh random salt and nonce and c.Key's scrypt
+// parameters.
+func wrapKey(c *repoConfig, master, password []byte) error {
+	k := c.Key
+	k.Salt = make([]byte, 32)
 	nonce := make([]byte, nonceSize)
-	for _, b := range [][]byte{k.Salt, master, nonce} {
+	for _, b := range [][]byte{k.Salt, nonce} {
 		if _, err := rand.Read(b); err != nil {
-			return nil, nil, err
+			return err
 		}
 	}
 	kek, err := deriveKEK(k, password)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	c.Key = k
 	k.Wrapped = kek.Seal(nonce, nonce, master, wrapAAD(c))
-	return k, master, nil
+	return nil
 }
 
 // unwrapKey recovers the master key of c with password.
@@ -122,16 +140,92 @@ func unwrapKey(c *repoConfig, password []byte) ([]byte, error) {
 
 // setKeys derives the object and id keys from the master key.
 func (r *Repo) setKeys(master []byte) {
-	enc, err1 := hkdf.Key(sha256.New, master, nil, "vigil-backup/2 object encryption", 32)
-	id, err2 := hkdf.Key(sha256.New, master, nil, "vigil-backup/2 chunk id", 32)
-	if err := errors.Join(err1, err2); err != nil {
-		panic(err) // only for invalid lengths
-	}
+	enc, id := deriveKeys(master)
 	aead, err := newGCM(enc)
 	if err != nil {
 		panic(err)
 	}
 	r.aead, r.idKey = aead, id
+}
+
+// deriveKeys derives the object encryption key and the chunk id key from
+// the master key.
+func deriveKeys(master []byte) (enc, id []byte) {
+	enc, err1 := hkdf.Key(sha256.New, master, nil, "vigil-backup/2 object encryption", 32)
+	id, err2 := hkdf.Key(sha256.New, master, nil, "vigil-backup/2 chunk id", 32)
+	if err := errors.Join(err1, err2); err != nil {
+		panic(err) // only for invalid lengths
+	}
+	return enc, id
+}
+
+// ErrNotEncrypted: a password operation on an unencrypted repository.
+var ErrNotEncrypted = errors.New("the repository is not encrypted, so it has no password")
+
+// ChangePassword makes newPassword the repository's password instead of
+// current: under the writer lock it reads config.json again, unwraps the
+// master key with current, wraps it anew (fresh salt and nonce, the same
+// scrypt parameters) under newPassword and replaces config.json
+// atomically (a synced temporary file renamed over it, then the directory
+// synced). Chunks, manifests and chunk ids depend only on the master key
+// and stay as they are. A wrong current password is ErrWrongPassword; any
+// failure before the rename leaves the old config.json, and the old
+// password, in force. r stays usable.
+func (r *Repo) ChangePassword(ctx context.Context, current, newPassword []byte) error {
+	fail := func(err error) error { return fmt.Errorf("backup change password %s: %w", r.path, err) }
+	if !r.Encrypted() {
+		return fail(ErrNotEncrypted)
+	}
+	if len(newPassword) == 0 {
+		return fail(errors.New("the new password is empty"))
+	}
+	unlock, err := r.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock.Close()
+	cfgPath := filepath.Join(r.path, "config.json")
+	data, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return fail(err)
+	}
+	var cfg repoConfig
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return fail(fmt.Errorf("config.json: %w", err))
+	}
+	if err := cfg.check(); err != nil {
+		return fail(fmt.Errorf("config.json: %w", err))
+	}
+	if cfg.Encryption == "" {
+		return fail(ErrNotEncrypted)
+	}
+	master, err := unwrapKey(&cfg, current)
+	if err != nil {
+		return fail(err)
+	}
+	if _, id := deriveKeys(master); !bytes.Equal(id, r.idKey) {
+		return fail(errors.New("config.json holds another key than when the repository was opened (initialised anew?); open it again"))
+	}
+	key := *cfg.Key
+	cfg.Key = &key
+	if err := wrapKey(&cfg, master, newPassword); err != nil {
+		return fail(err)
+	}
+	out, _ := json.MarshalIndent(cfg, "", "  ")
+	out = append(out, '\n')
+	err = writeAtomicDurable(cfgPath, out)
+	if err != nil && !errors.Is(err, errDirSync) {
+		return fail(fmt.Errorf("config.json not changed, the old password still holds: %w", err))
+	}
+	// config.json differs from the one r was opened with only in the key's
+	// wrapping: r is not stale.
+	r.rawMu.Lock()
+	r.raw = out
+	r.rawMu.Unlock()
+	if err != nil {
+		return fail(fmt.Errorf("the new password is in effect, but %w: after a power loss the old one may be needed", err))
+	}
+	return nil
 }
 
 // ReadPasswordFile reads a repository password from a file: its content

@@ -14,3 +14,6 @@ import (
 func (r *Repo) lock(_ context.Context) (io.Closer, error) {
 	return os.OpenFile(filepath.Join(r.path, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
 }
+
+// syncDir does nothing: directories cannot be synced here.
+func syncDir(string) error { return nil }

@@ -39,3 +39,16 @@ func (r *Repo) lock(ctx context.Context) (io.Closer, error) {
 		}
 	}
 }
+
+// syncDir makes the entries of directory dir (a rename into it) durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

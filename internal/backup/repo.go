@@ -68,6 +68,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // Format versions of the repository layout: Init writes formatVersion;
@@ -103,8 +104,10 @@ type repoConfig struct {
 // processes never write at once.
 type Repo struct {
 	path string
-	cfg  repoConfig
-	raw  []byte // config.json as read
+	cfg  repoConfig // its Key as read at open (ChangePassword reads config.json again)
+	// raw is config.json as read or last written by this Repo.
+	rawMu sync.Mutex
+	raw   []byte
 	// Encrypted repositories only.
 	aead  cipher.AEAD
 	idKey []byte
@@ -180,7 +183,7 @@ func InitWith(path string, opts InitOptions) (*Repo, error) {
 	}
 	data, _ := json.MarshalIndent(cfg, "", "  ")
 	data = append(data, '\n')
-	if err := writeAtomic(filepath.Join(path, "config.json"), data); err != nil {
+	if err := writeAtomicDurable(filepath.Join(path, "config.json"), data); err != nil {
 		return nil, fmt.Errorf("backup init: %w", err)
 	}
 	r := &Repo{path: path, cfg: cfg, raw: data}
@@ -278,6 +281,8 @@ func (r *Repo) Compression() string {
 // a long-lived holder of r should open it again.
 func (r *Repo) Stale() bool {
 	data, err := os.ReadFile(filepath.Join(r.path, "config.json"))
+	r.rawMu.Lock()
+	defer r.rawMu.Unlock()
 	return err != nil || !bytes.Equal(data, r.raw)
 }
 
@@ -301,14 +306,11 @@ func (r *Repo) putChunk(id string, data []byte, c *chunkIO) (bool, int, error) {
 	if _, err := os.Stat(p); err == nil {
 		return false, 0, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return false, 0, err
-	}
 	stored, err := r.encode(c, kindChunk, id, data)
 	if err != nil {
 		return false, 0, fmt.Errorf("chunk %s: %w", id[:12], err)
 	}
-	if err := writeAtomic(p, stored); err != nil {
+	if err := r.writeChunk(id, stored); err != nil {
 		return false, 0, fmt.Errorf("chunk %s: %w", id[:12], err)
 	}
 	return true, len(stored), nil
@@ -381,12 +383,18 @@ func writeAtomic(path string, data []byte) error {
 		return err
 	}
 	tmp := f.Name()
-	_, werr := f.Write(data)
+	werr := atomicFault(path, "write")
+	if werr == nil {
+		_, werr = f.Write(data)
+	}
 	if werr == nil {
 		werr = f.Sync()
 	}
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
+	}
+	if werr == nil {
+		werr = atomicFault(path, "rename")
 	}
 	if werr == nil {
 		werr = os.Rename(tmp, path)
@@ -396,4 +404,37 @@ func writeAtomic(path string, data []byte) error {
 		return werr
 	}
 	return nil
+}
+
+// errDirSync: the file is in place, but its directory could not be
+// synced, so the rename may not survive a power loss.
+var errDirSync = errors.New("syncing the directory failed")
+
+// writeAtomicDurable is writeAtomic followed by a sync of path's
+// directory, so the rename itself survives a power loss. A failure of
+// that last step wraps errDirSync.
+func writeAtomicDurable(path string, data []byte) error {
+	if err := writeAtomic(path, data); err != nil {
+		return err
+	}
+	err := atomicFault(path, "syncdir")
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", errDirSync, err)
+	}
+	return nil
+}
+
+// atomicFaultHook, when set (by tests), runs at the steps of writeAtomic
+// ("write", "rename") and writeAtomicDurable ("syncdir"); its error
+// fails that step as a failing disk would.
+var atomicFaultHook func(path, step string) error
+
+func atomicFault(path, step string) error {
+	if atomicFaultHook == nil {
+		return nil
+	}
+	return atomicFaultHook(path, step)
 }

@@ -105,17 +105,23 @@ func (r *Repo) backup(ctx context.Context, opts Options) (*Snapshot, error) {
 			total += f.Size
 		}
 	}
-	w := &writer{repo: r, ctx: ctx, total: total, progress: opts.Progress, cio: r.newChunkIO()}
+	w := &writer{repo: r, total: total, progress: opts.Progress, cio: r.newChunkIO(), pipe: r.newPipeline(ctx)}
 	seen := make(map[string]bool, len(files))
 	for i := range files {
 		f := &files[i]
 		seen[f.Path] = true
 		p := prev[f.Path]
 		if err := w.file(f, p, &snap.Stats); err != nil {
-			return nil, err
+			w.pipe.fail(err)
+			return nil, w.pipe.close() // the first error of any stage
 		}
 		snap.Size += f.Size
 	}
+	// Every chunk is in place before the manifest naming it is written.
+	if err := w.pipe.close(); err != nil {
+		return nil, err
+	}
+	snap.Stats.BytesStored = w.pipe.stored.Load()
 	for path := range prev {
 		if !seen[path] {
 			snap.Stats.FilesDeleted++
@@ -209,14 +215,14 @@ func entryPath(abs string) string {
 	return strings.TrimPrefix(p, "/")
 }
 
-// writer reads files into chunks.
+// writer reads files into chunks, the producer of the write pipeline.
 type writer struct {
 	repo        *Repo
-	ctx         context.Context
 	done, total int64
 	progress    func(done, total int64)
 	chunker     *chunker // reused across files
-	cio         *chunkIO
+	cio         *chunkIO // chunk ids
+	pipe        *pipeline
 }
 
 // file fills f's chunks and hash, from p when f is unchanged.
@@ -247,8 +253,8 @@ func (w *writer) file(f, p *File, st *Stats) error {
 	c.reset(src)
 	f.Size = 0
 	for {
-		if err := w.ctx.Err(); err != nil {
-			return err
+		if err := w.pipe.err(); err != nil {
+			return err // cancelled, or a chunk failed to encode or write
 		}
 		data, err := c.next()
 		if err == io.EOF {
@@ -259,13 +265,12 @@ func (w *writer) file(f, p *File, st *Stats) error {
 		}
 		whole.Write(data)
 		id := w.cio.id(data)
-		added, stored, err := w.repo.putChunk(id, data, w.cio)
+		added, err := w.pipe.put(f.Path, id, data)
 		if err != nil {
 			return err
 		}
 		if added {
 			st.BytesAdded += int64(len(data))
-			st.BytesStored += int64(stored)
 			st.ChunksAdded++
 		}
 		f.Chunks = append(f.Chunks, id)
