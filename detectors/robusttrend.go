@@ -114,17 +114,33 @@ func (c RobustTrendConfig) trend() TrendConfig {
 // noise is followed). σ_d is kept the same way from d.
 //
 // Confidence and intervals. Residual variance is σ², not Trend's weighted s² (which outliers
-// inflate), times the autocorrelation factor k = (1+ρ)/(1−ρ), ρ ∈ [0, 0.9] the discounted lag-1
+// inflate), times the autocorrelation factor k = (1+ρ)/(1−ρ), ρ the discounted lag-1
 // autocorrelation of successive residuals: slowly wandering noise (load, temperature) has
 // fewer independent samples than it has samples, and k corrects the variance of the slope for
-// that, so a wander is not taken for a confident trend. ETA, Confidence and Predict are then
-// Trend's, with s² → k·σ², except that the ETA is to level ∓ Margin·σ (the side the series
+// that, so a wander is not taken for a confident trend. The scales E|r|, E|d| and ρ's sums are
+// discounted means over all samples so far (weight 1/S, S ← S·e^(−Δt/τ) + 1: plain means at
+// first, weight 1 − e^(−Δt/τ) once a window is in), and ρ is shrunk towards the prior
+// ρ₀ = 0.99 held by a window's worth of samples seen before the first one, discounted like
+// the data (weight P = e^(−age/τ), age since the first sample):
+//
+//	ρ_k = (1−P)·min(ρ̂, 0.9) + P·ρ₀       in k, so k ≤ 19 once the prior is forgotten
+//	ρ_ν = (1−P)·min(ρ̂, ρ₀) + P·ρ₀         in ν below
+//
+// The first minutes' residuals (from lines fitted to few samples) are smaller and less
+// correlated than the noise: an AR noise with a 2-minute correlation time reads as ρ̂ ≈ 0.2–0.8
+// over its first 10 minutes instead of 0.92. With little evidence the confidence is also
+// humbler: the standardised errors are Student-t with ν = max(1, n_eff − 2) degrees of
+// freedom, n_eff = (S0²/W2)·(1−ρ_ν)/(1+ρ_ν) the window's effective number of independent
+// samples (Kish's n of the discounted weights, times the AR(1) factor), instead of normal:
+// 20 minutes of that noise hold about 5 independent samples, ν ≈ 3. ETA, Confidence and
+// Predict are then Trend's, with s² → k·σ² and Φ → the t distribution (Predict keeps 1.96),
+// except that the ETA is to level ∓ Margin·σ (the side the series
 // comes from): the first sample over the level comes about when the line is that far short of
 // it, so ETA is the expected first passage of the series, not of its mean. ETAWithin (what a
 // Watch uses) replaces the Confidence — which only says the slope points the right way — by
 // the probability that the line, level and slope uncertain with variance k·σ², is within
-// Margin·σ of the level at now + horizon: a slope that extrapolates to the level just at the
-// horizon is a coin toss, not a certainty.
+// Margin·σ of the level at now + horizon (t tail with ν as above): a slope that extrapolates
+// to the level just at the horizon is a coin toss, not a certainty.
 //
 // Peak envelope. What fails a host is often not its mean but its peaks: a leak brings the
 // baseline to 80 %, and the next ordinary job (+5–15 %) crosses 95 % while the mean line is
@@ -189,7 +205,8 @@ func (c RobustTrendConfig) trend() TrendConfig {
 // RampBlock), so ETAWithin stays O(1). A gap of half the window's span empties the window
 // (the scales stay).
 //
-// Warm-up: as Trend's (MinSamples effective samples spanning MinSpan); jumps are judged only
+// Warm-up: as Trend's (MinSamples effective samples spanning MinSpan), then the prior on ρ
+// fades over about a Window (P = 0.37 after one); jumps are judged only
 // after MinSamples accepted samples; the peak envelope after PeakMemory/2; the ramp test once
 // the window is full and rampMinScored = 90 windows were scored (7.5 h at the defaults).
 // Memory: O(1), about 1.2 KiB (mostly the ring of ≤ 32 block means). NaN/±Inf values and samples
@@ -213,7 +230,9 @@ type RobustTrend struct {
 	absR, absD float64 // discounted E|r|, E|d|
 	rr, r2     float64 // discounted E[r·r_prev], E[r²] for ρ
 	prevR      float64
-	side       int // consecutive outlying residuals on one side: + above, − below
+	sw         float64 // discounted count of the samples in absR, absD, rr, r2
+	prior      float64 // weight of ρ's prior: 1 at the first sample, discounted since
+	side       int     // consecutive outlying residuals on one side: + above, − below
 
 	pending    bool // a sample is held back
 	pendT      int64
@@ -294,6 +313,9 @@ func (rt *RobustTrend) resolve(t int64, x float64) {
 // process judges (jump=false) and joins one sample.
 func (rt *RobustTrend) process(t int64, x float64, judged bool) {
 	if rt.accepted == 0 || rt.fit.n == 0 {
+		if rt.accepted == 0 {
+			rt.prior = 1
+		}
 		rt.fit.Observe(t, x)
 		rt.prevT, rt.prevX, rt.accepted = t, x, rt.accepted+1
 		return
@@ -347,10 +369,10 @@ func nextSide(side int, r float64) int {
 
 // updateScales moves E|r|, E|d| and the autocorrelation sums towards this sample's r and d.
 func (rt *RobustTrend) updateScales(dt, r, d float64) {
-	a := 1 / float64(rt.accepted) // plain means while few samples are in
-	if aw := 1 - expNeg(dt/rt.tau); rt.accepted > int64(rt.fit.cfg.MinSamples) {
-		a = aw
-	}
+	dec := expNeg(dt / rt.tau)
+	rt.sw = rt.sw*dec + 1 // discounted count: plain means while few samples are in
+	rt.prior *= dec
+	a := 1 / rt.sw
 	clip := func(v, m float64) float64 {
 		v = math.Abs(v)
 		if lim := 4 * 1.2533 * m; m > 0 && v > lim {
@@ -369,13 +391,33 @@ func (rt *RobustTrend) updateScales(dt, r, d float64) {
 
 // variance returns k·σ² (see the type's documentation).
 func (rt *RobustTrend) variance() float64 {
+	v, _ := rt.spread()
+	return v
+}
+
+// Constants of the confidence: ρ is capped at rhoMax in k and at rhoPrior in ν, and shrunk
+// towards rhoPrior with the weight of a window of samples seen before the first one.
+const (
+	rhoMax   = 0.9
+	rhoPrior = 0.99
+)
+
+// spread returns k·σ² and the degrees of freedom ν of the confidence's t tail (see the
+// type's documentation).
+func (rt *RobustTrend) spread() (v, nu float64) {
 	sig := 1.2533 * rt.absR
-	s2 := sig * sig
 	rho := 0.0
 	if rt.r2 > 0 {
-		rho = math.Min(0.9, math.Max(0, rt.rr/rt.r2))
+		rho = math.Max(0, rt.rr/rt.r2)
 	}
-	return s2 * (1 + rho) / (1 - rho)
+	p := rt.prior
+	rk := (1-p)*math.Min(rhoMax, rho) + p*rhoPrior   // ρ of k
+	rn := (1-p)*math.Min(rhoPrior, rho) + p*rhoPrior // ρ of ν
+	nu = 1
+	if rt.fit.w2 > 0 {
+		nu = math.Max(1, rt.fit.s0*rt.fit.s0/rt.fit.w2*(1-rn)/(1+rn)-2)
+	}
+	return sig * sig * (1 + rk) / (1 - rk), nu
 }
 
 // Constants of the peak envelope: J sinks by peakSink·σ_b per PeakMemory while no
@@ -473,7 +515,7 @@ func (rt *RobustTrend) envelopeETA(now int64, level float64, horizon time.Durati
 		}
 		fc.ETA = time.Duration(eta)
 	}
-	fc.Confidence = math.Min(fc.Confidence, e.base.crossProbWith(now, target, 1, horizon, s2))
+	fc.Confidence = math.Min(fc.Confidence, e.base.crossProbWith(now, target, 1, horizon, s2, math.Inf(1)))
 	return fc
 }
 
@@ -491,12 +533,12 @@ func (rt *RobustTrend) ETA(now int64, level float64) Forecast {
 	if !rt.fit.Ready() || !finite(level) {
 		return Forecast{}
 	}
-	k := rt.variance()
-	fc := rt.fit.etaWith(now, level, k)
+	k, nu := rt.spread()
+	fc := rt.fit.etaWith(now, level, k, nu)
 	if m := 1.2533 * rt.absR * rt.cfg.Margin; fc.OK && fc.ETA > 0 && m > 0 {
 		// The noisy series reaches the level about when its fitted line is m short of it.
 		dir := math.Copysign(1, level-rt.fit.mx)
-		if e := rt.fit.etaWith(now, level-dir*m, k); e.OK {
+		if e := rt.fit.etaWith(now, level-dir*m, k, math.Inf(1)); e.OK { // (its confidence is not used)
 			fc.ETA = e.ETA
 		} else {
 			fc.ETA = 0
@@ -516,7 +558,8 @@ func (rt *RobustTrend) ETAWithin(now int64, level float64, horizon time.Duration
 	if fc.OK {
 		dir := rt.fit.dirTo(level)
 		target := level - dir*1.2533*rt.absR*rt.cfg.Margin
-		p := rt.fit.crossProbWith(now, target, dir, horizon, rt.variance())
+		k, nu := rt.spread()
+		p := rt.fit.crossProbWith(now, target, dir, horizon, k, nu)
 		fc.Confidence = math.Min(fc.Confidence, p)
 	}
 	if ef := rt.envelopeETA(now, level, horizon); ef.OK && (!fc.OK || ef.Confidence > fc.Confidence) {

@@ -225,11 +225,12 @@ func (tr *Trend) ETA(now int64, level float64) Forecast {
 	if !tr.Ready() || !finite(level) {
 		return Forecast{}
 	}
-	return tr.etaWith(now, level, tr.resVar())
+	return tr.etaWith(now, level, tr.resVar(), math.Inf(1))
 }
 
-// etaWith is ETA with the residual variance s2 given; the caller checked Ready.
-func (tr *Trend) etaWith(now int64, level, s2 float64) Forecast {
+// etaWith is ETA with the residual variance s2 given, the Confidence Student-t with nu
+// degrees of freedom instead of normal (nu = +Inf: Trend's Φ); the caller checked Ready.
+func (tr *Trend) etaWith(now int64, level, s2, nu float64) Forecast {
 	b := tr.cux / tr.cuu
 	if b == 0 {
 		return Forecast{}
@@ -239,7 +240,7 @@ func (tr *Trend) etaWith(now int64, level, s2 float64) Forecast {
 		dir = math.Copysign(1, b)
 	}
 	se := math.Sqrt(math.Max(0, s2*tr.q/(tr.cuu*tr.cuu)))
-	fc := Forecast{Confidence: normCDF(dir * b / se)}
+	fc := Forecast{Confidence: studentCDF(dir*b/se, nu)}
 	if b*dir < 0 {
 		return fc // moving away
 	}
@@ -262,7 +263,7 @@ func (tr *Trend) ETAWithin(now int64, level float64, horizon time.Duration) Fore
 	fc := tr.ETA(now, level)
 	if fc.OK {
 		s2 := tr.resVar()
-		fc.Confidence = math.Min(fc.Confidence, tr.crossProbWith(now, level, tr.dirTo(level), horizon, s2))
+		fc.Confidence = math.Min(fc.Confidence, tr.crossProbWith(now, level, tr.dirTo(level), horizon, s2, math.Inf(1)))
 	}
 	return fc
 }
@@ -280,8 +281,8 @@ func (tr *Trend) dirTo(level float64) float64 {
 // with residual variance s2, so both the level's and the slope's uncertainty count. A line is
 // monotonic, so that is the probability that the trend crosses target within the horizon —
 // unlike ETA's Confidence, which only asks whether the slope points the right way. The caller
-// checked Ready.
-func (tr *Trend) crossProbWith(now int64, target, dir float64, horizon time.Duration, s2 float64) float64 {
+// checked Ready. nu: as etaWith's (Trend itself passes +Inf).
+func (tr *Trend) crossProbWith(now int64, target, dir float64, horizon time.Duration, s2, nu float64) float64 {
 	b := tr.cux / tr.cuu
 	v := tr.age(now) + horizon.Seconds() - tr.mu // distance from ū
 	z := dir * (tr.mx + b*v - target)
@@ -292,7 +293,7 @@ func (tr *Trend) crossProbWith(now int64, target, dir float64, horizon time.Dura
 		}
 		return 0
 	}
-	return normCDF(z / math.Sqrt(fit))
+	return studentCDF(z/math.Sqrt(fit), nu)
 }
 
 // Predict returns the fitted value at now+horizon with an approximate 95% prediction interval.
@@ -337,3 +338,92 @@ var (
 	_ Forecaster        = (*Trend)(nil)
 	_ HorizonForecaster = (*Trend)(nil)
 )
+
+// studentCDF is the distribution function of Student's t with nu > 0 degrees of freedom
+// (nu = +Inf: the normal Φ). For |t| it uses P(T > |t|) = ½·I_x(ν/2, ½), x = ν/(ν+t²), the
+// regularised incomplete beta function evaluated by its continued fraction (modified Lentz;
+// at most studentIter terms, which bounds the cost and is far more than the ν ≤ 10⁴ it is
+// used with need: relative error < 1e-12 there). No allocation.
+func studentCDF(t, nu float64) float64 {
+	switch {
+	case math.IsNaN(t) || !(nu > 0):
+		return math.NaN()
+	case math.IsInf(nu, 1) || nu > 1e7:
+		return normCDF(t)
+	case math.IsInf(t, 0):
+		return math.Max(0, math.Copysign(1, t))
+	}
+	t2 := t * t
+	// P(T > |t|) = ½·I_x(a, b), a = ν/2, b = ½. The fraction converges fast for
+	// x < (a+1)/(a+b+2); beyond it the complement I_x(a,b) = 1 − I_(1−x)(b,a) is used.
+	x, xc := nu/(nu+t2), t2/(nu+t2)
+	a, b := nu/2, 0.5
+	var tail float64
+	if x < (a+1)/(a+b+2) {
+		tail = 0.5 * incBetaFrac(x, xc, a, b)
+	} else {
+		tail = 0.5 * (1 - incBetaFrac(xc, x, b, a))
+	}
+	if t < 0 {
+		return tail
+	}
+	return 1 - tail
+}
+
+// studentIter bounds the terms of the incomplete beta continued fraction; lnSqrtPi is
+// ln Γ(½) = ln √π.
+const (
+	studentIter = 300
+	lnSqrtPi    = 0.5723649429247001
+)
+
+// incBetaFrac returns I_x(a, b) by its continued fraction, xc = 1 − x given separately for
+// precision. Accurate when x < (a+1)/(a+b+2).
+//
+//	I_x(a,b) = x^a·(1−x)^b / (a·B(a,b)) · 1/(1+ d₁/(1+ d₂/(1+ …)))
+//	d_(2m+1) = −(a+m)(a+b+m)·x / ((a+2m)(a+2m+1))     d_(2m) = m(b−m)·x / ((a+2m−1)(a+2m))
+func incBetaFrac(x, xc, a, b float64) float64 {
+	if x <= 0 {
+		return 0
+	}
+	la, _ := math.Lgamma(a)
+	lb := lnSqrtPi // ln Γ(½): b is ½ or ν/2
+	if b != 0.5 {
+		lb, _ = math.Lgamma(b)
+	}
+	if a == 0.5 {
+		la = lnSqrtPi
+	}
+	lab, _ := math.Lgamma(a + b)
+	front := math.Exp(a*math.Log(x)+b*math.Log(xc)-(la+lb-lab)) / a
+	const tiny = 1e-300
+	// Modified Lentz evaluation of 1/(1+ d₁/(1+ d₂/(1+ …))).
+	f, c, d := 1.0, 1.0, 0.0
+	for i := 0; i < studentIter; i++ {
+		m := float64(i / 2)
+		var num float64
+		switch {
+		case i == 0:
+			num = 1
+		case i%2 == 0:
+			num = m * (b - m) * x / ((a + 2*m - 1) * (a + 2*m))
+		default:
+			num = -(a + m) * (a + b + m) * x / ((a + 2*m) * (a + 2*m + 1))
+		}
+		d = 1 + num*d
+		if math.Abs(d) < tiny {
+			d = tiny
+		}
+		d = 1 / d
+		c = 1 + num/c
+		if math.Abs(c) < tiny {
+			c = tiny
+		}
+		cd := c * d
+		f *= cd
+		if math.Abs(cd-1) < 1e-14 {
+			break
+		}
+	}
+	return front * (f - 1)
+}
