@@ -246,7 +246,7 @@ func (e *Ensemble) Observe(t int64, x float64) Score {
 	}
 	s := Score{Raw: lam}
 	bar := e.peak * max(0, 1-float64(e.age)/float64(e.cfg.Refractory))
-	if e.age < int64(e.cfg.Repeat) {
+	if e.peak > 0 && e.age < int64(e.cfg.Repeat) { // only after a report
 		bar = max(bar, e.peak+e.cfg.RepeatGain)
 	}
 	if lam > bar {

@@ -554,6 +554,9 @@ func (rt *RobustTrend) ETA(now int64, level float64) Forecast {
 // level within horizon of now: that the fitted line, with k·σ² as residual variance, is
 // within Margin·σ of level at now+horizon (Trend.crossProbWith); never more than ETA's.
 func (rt *RobustTrend) ETAWithin(now int64, level float64, horizon time.Duration) Forecast {
+	if !finite(level) {
+		return Forecast{}
+	}
 	fc := rt.ETA(now, level)
 	if fc.OK {
 		dir := rt.fit.dirTo(level)
@@ -644,7 +647,12 @@ type ramp struct {
 func (rt *RobustTrend) observeRamp(t int64, x float64) {
 	r := &rt.ramp
 	if r.bN > 0 && t-r.bStart >= int64(rt.cfg.RampBlock) {
-		rt.closeBlock(r.bStart+int64(r.bT/r.bN*1e9), r.bX/r.bN)
+		if last := r.bStart + int64(r.bT/r.bN*1e9); t-last > rt.rampGap() {
+			// A gap: the open block is stale and the window afresh (the scales stay).
+			r.n, r.zn, r.ok = 0, 0, false
+		} else {
+			rt.closeBlock(last, r.bX/r.bN)
+		}
 		r.bN, r.bT, r.bX = 0, 0, 0
 	}
 	if r.bN == 0 {
@@ -655,12 +663,17 @@ func (rt *RobustTrend) observeRamp(t int64, x float64) {
 	r.bX += x
 }
 
+// rampGap is the silence after which the ramp test's window starts afresh: half the window.
+func (rt *RobustTrend) rampGap() int64 {
+	return int64(rt.cfg.RampBlocks) * int64(rt.cfg.RampBlock) / 2
+}
+
 // closeBlock joins the block mean x at t to the ring and, once the ring is full, refits the
 // window and scores it.
 func (rt *RobustTrend) closeBlock(t int64, x float64) {
 	r := &rt.ramp
 	m := rt.cfg.RampBlocks
-	if r.n > 0 && t-r.lastT > int64(m)*int64(rt.cfg.RampBlock)/2 {
+	if r.n > 0 && t-r.lastT > rt.rampGap() {
 		r.n, r.zn, r.ok = 0, 0, false // a gap: the window starts afresh (the scales stay)
 	}
 	a := 1.0 // weight of this block in the discounted scales: plain means while few are in
@@ -721,7 +734,7 @@ func (rt *RobustTrend) closeBlock(t int64, x float64) {
 	}
 	r.absT += a * (v - r.absT)
 	r.scored++
-	r.ok = r.scored > rampMinScored && s > 0
+	r.ok = r.scored >= rampMinScored && s > 0
 }
 
 // fitWindow fits the ring's block means (the newest, x at t, last): the single line and every
@@ -783,8 +796,8 @@ func (rt *RobustTrend) fitWindow(t int64, x float64) (b, xx, mu, my float64, ok 
 // the window's span); OK false while it warms up or when the window's slope points away.
 func (rt *RobustTrend) rampETA(now int64, level float64, horizon time.Duration) Forecast {
 	r := &rt.ramp
-	if rt.cfg.RampBlock == 0 || !r.ok || !(r.se > 0) {
-		return Forecast{}
+	if rt.cfg.RampBlock == 0 || !r.ok || !(r.se > 0) || now-r.lastT > 2*int64(rt.cfg.RampBlock) {
+		return Forecast{} // warming up, no slope, or a window gone stale (the series went quiet)
 	}
 	y := r.y0 + r.b*float64(now-r.t0)/1e9
 	dir := math.Copysign(1, level-y)

@@ -129,7 +129,7 @@ func TestRobustTrendRampValidate(t *testing.T) {
 	}
 }
 
-// The ramp test off is robust_trend without it: the same forecasts on the same series.
+// The cost of Observe with the ramp test off, for comparison with BenchmarkRobustTrendObserve.
 func BenchmarkRobustTrendObserveNoRamp(b *testing.B) {
 	xs := noise(1, 1024, 100, 5)
 	cfg := DefaultRobustTrendConfig()
@@ -138,5 +138,39 @@ func BenchmarkRobustTrendObserveNoRamp(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		rt.Observe(t2026+int64(i)*int64(10*time.Second), xs[i&1023]+float64(i)*1e-3)
+	}
+}
+
+// After an outage the ramp test's window starts afresh: the block open before the gap is
+// dropped, not closed into the window and stretched across the gap into a confident slope.
+// And a NaN level is never forecast.
+func TestRobustTrendRampGapAndNaNLevel(t *testing.T) {
+	rt := NewRobustTrend(DefaultRobustTrendConfig())
+	step := int64(10 * time.Second)
+	x := func(i int) float64 { return 50 + 0.5*math.Sin(float64(i)*1.7) }
+	ts, i := t2026, 0
+	for ; ts < t2026+int64(12*time.Hour); ts += step {
+		rt.Observe(ts, x(i))
+		i++
+	}
+	climb := ts
+	for ; ts < climb+int64(40*time.Minute); ts += step {
+		rt.Observe(ts, x(i)+float64(ts-climb)/1e9*0.004) // +9.6 over 40 min
+		i++
+	}
+	if fc := rt.ETAWithin(ts, 75, 30*time.Minute); fc.OK && fc.Confidence > 0.5 {
+		t.Fatalf("before the gap: %+v", fc)
+	}
+	ts += int64(40 * time.Minute) // an outage; the series comes back flat at 50
+	for k := 0; k < 40; k++ {
+		rt.Observe(ts, x(i))
+		i++
+		if fc := rt.ETAWithin(ts, 75, 30*time.Minute); fc.OK && fc.Confidence > 0.5 {
+			t.Fatalf("sample %d after the gap: %+v (a stale window stretched over the gap)", k, fc)
+		}
+		ts += step
+	}
+	if fc := rt.ETAWithin(ts, math.NaN(), time.Hour); fc != (Forecast{}) {
+		t.Errorf("NaN level: %+v", fc)
 	}
 }

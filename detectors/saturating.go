@@ -12,7 +12,8 @@ const maxBlocks = 16
 // DefaultSaturatingTrendConfig.
 type SaturatingTrendConfig struct {
 	// Slow is the robust linear trend that forecasts by default (see RobustTrendConfig).
-	// Default DefaultRobustTrendConfig().
+	// Default DefaultRobustTrendConfig() with its ramp test off (RampBlock 0): the fast ramp
+	// of SaturatingTrend plays that part.
 	Slow RobustTrendConfig
 	// Block is the length of the blocks whose means the shape tests compare. Default 5m.
 	Block time.Duration
@@ -34,7 +35,9 @@ type SaturatingTrendConfig struct {
 
 // DefaultSaturatingTrendConfig returns the defaults listed on SaturatingTrendConfig's fields.
 func DefaultSaturatingTrendConfig() SaturatingTrendConfig {
-	return SaturatingTrendConfig{Slow: DefaultRobustTrendConfig(), Block: 5 * time.Minute,
+	slow := DefaultRobustTrendConfig()
+	slow.RampBlock = 0 // the fast ramp below does that job
+	return SaturatingTrendConfig{Slow: slow, Block: 5 * time.Minute,
 		FastBlocks: 8, FastHorizon: 30 * time.Minute, Ramp: 0.5, RampZ: 4, SlopeZ: 0}
 }
 
@@ -97,12 +100,12 @@ func (c SaturatingTrendConfig) Validate() error {
 // slow memory leaks and fan failures their predictions on other seeds.
 //
 // Warm-up: nothing is forecast before FastBlocks blocks are closed (40 min with the defaults)
-// and the slow trend is ready; the scales start as plain means. Memory: O(1), about 480 bytes
-// (the RobustTrend, the 16-mean ring, the scales). Observe is O(1) and allocation-free; ETA
+// and the slow trend is ready; the scales start as plain means. Memory: O(1), about 1.6 KiB
+// (the RobustTrend with its ramp ring, unused here, the 16-mean ring, the scales). Observe is O(1) and allocation-free; ETA
 // costs O(FastBlocks). NaN/±Inf values and samples older than the newest are ignored.
 //
 // Defaults (DefaultSaturatingTrendConfig, chosen with `vigil bench forecast`): Slow
-// DefaultRobustTrendConfig(), Block 5m, FastBlocks 8, FastHorizon 30m, Ramp 0.5,
+// DefaultRobustTrendConfig() without its ramp test, Block 5m, FastBlocks 8, FastHorizon 30m, Ramp 0.5,
 // RampZ 4, SlopeZ 0.
 type SaturatingTrend struct {
 	cfg  SaturatingTrendConfig
