@@ -2,9 +2,11 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -25,7 +27,7 @@ type BackupConfig struct {
 	// does not exist: format 2, zstd-compressed, and encrypted when
 	// password_file is set.
 	Repository string `yaml:"repository"`
-	// PasswordFile: a file (mode 0600, owned by the agent's user) holding
+	// PasswordFile: a file (keep it mode 0600, owned by the agent's user) holding
 	// the password of the encrypted repository (its content without one
 	// trailing newline). Read at load, to check it, and whenever the
 	// repository is opened. Also used for copy_to repositories. An
@@ -162,8 +164,16 @@ type Backups struct {
 	log *slog.Logger
 	col *backupCollector
 
-	mu    sync.Mutex
-	repos map[string]*backup.Repo // open repositories by path (key derivation is slow on purpose)
+	mu     sync.Mutex
+	repos  map[string]*backup.Repo // open repositories by path (key derivation is slow on purpose)
+	failed map[string]openFailure  // the last password failure by path
+}
+
+// openFailure is a repository that would not open with the configured
+// password; memo hashes its config.json and that password.
+type openFailure struct {
+	memo [32]byte
+	err  error
 }
 
 // NewBackups builds the backup actions and collector for cfg.
@@ -214,6 +224,14 @@ func (b *Backups) open(path string, create bool) (*backup.Repo, error) {
 			return nil, fmt.Errorf("backup: %w", err)
 		}
 	}
+	// A wrong or missing password fails the same way until the password file
+	// or the repository's config.json changes: do not pay the key derivation
+	// again on every tick.
+	conf, _ := os.ReadFile(filepath.Join(path, "config.json"))
+	memo := sha256.Sum256(append(append(append([]byte(nil), conf...), 0), pw...))
+	if f, ok := b.failed[path]; ok && f.memo == memo {
+		return nil, f.err
+	}
 	r, err := backup.OpenWith(path, pw)
 	if create && errors.Is(err, backup.ErrNotRepo) {
 		r, err = backup.InitWith(path, backup.InitOptions{Encrypt: pw != nil, Password: pw})
@@ -221,9 +239,16 @@ func (b *Backups) open(path string, create bool) (*backup.Repo, error) {
 	if errors.Is(err, backup.ErrPasswordRequired) {
 		err = fmt.Errorf("%w (set backup.password_file)", err)
 	}
+	if errors.Is(err, backup.ErrPasswordRequired) || errors.Is(err, backup.ErrWrongPassword) {
+		if b.failed == nil {
+			b.failed = map[string]openFailure{}
+		}
+		b.failed[path] = openFailure{memo: memo, err: err}
+	}
 	if err != nil {
 		return nil, err
 	}
+	delete(b.failed, path)
 	if b.repos == nil {
 		b.repos = map[string]*backup.Repo{}
 	}

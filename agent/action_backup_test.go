@@ -241,6 +241,27 @@ func TestBackupActionsEncrypted(t *testing.T) {
 	if _, err := runBackupAction(t, b2.Actions()[0], "cmd-3", nil); !errors.Is(err, backup.ErrWrongPassword) || !strings.Contains(err.Error(), repo) {
 		t.Errorf("wrong password: %v", err)
 	}
+	// The failure is remembered for this password and config.json (the
+	// collector would otherwise run the key derivation on every tick) and
+	// forgotten when the password file changes.
+	f, ok := b2.failed[repo]
+	if !ok {
+		t.Fatal("the wrong-password failure is not remembered")
+	}
+	f.err = errors.New("remembered")
+	b2.failed[repo] = f
+	if _, err := b2.open(repo, false); err == nil || err.Error() != "remembered" {
+		t.Errorf("second open with the same password: %v, want the remembered failure", err)
+	}
+	if err := os.WriteFile(pw, []byte("agent secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b2.open(repo, false); err != nil {
+		t.Errorf("after the password file was fixed: %v", err)
+	}
+	if _, ok := b2.failed[repo]; ok {
+		t.Error("the failure is still remembered after a successful open")
+	}
 }
 
 func TestBackupPasswordFileErrors(t *testing.T) {

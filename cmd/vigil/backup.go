@@ -26,14 +26,15 @@ const backupUsage = `Usage:
   vigil backup forget --repo REPO [--name NAME] --keep-last N [--keep-hourly N] [--keep-daily N]
                       [--keep-weekly N] [--keep-monthly N] [--prune] [--dry-run]
   vigil backup prune --repo REPO
-  vigil backup copy --repo REPO --to REPO2 [ID...]    (default: every snapshot)
+  vigil backup copy --repo REPO --to REPO2 [--to-password-file FILE] [ID...]   (default: every snapshot)
   vigil backup key passwd --repo REPO [--password-file FILE] --new-password-file FILE2
   vigil restore --repo REPO --snapshot ID --target DIR [--path P]...
 
 Encrypted repositories (init --encrypt) need their password: the file given
 by --password-file (env VIGIL_BACKUP_PASSWORD_FILE; one trailing newline is
 ignored) or the env var VIGIL_BACKUP_PASSWORD. copy uses the same password
-for --to unless --to-password-file is given. key passwd takes the new
+for --to unless --to-password-file is given (a new --to is then encrypted,
+also when the source is not). key passwd takes the new
 password from --new-password-file (env VIGIL_BACKUP_NEW_PASSWORD_FILE) or
 the env var VIGIL_BACKUP_NEW_PASSWORD. A lost password loses the data.
 `
@@ -94,6 +95,12 @@ func backupInit(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	opts := backup.InitOptions{Compression: *compression, Encrypt: *encrypt}
+	explicitPw := false
+	fs.Visit(func(f *flag.Flag) { explicitPw = explicitPw || f.Name == "password-file" })
+	if explicitPw && !*encrypt {
+		fmt.Fprintln(stderr, "vigil backup init: --password-file without --encrypt: the repository would not be encrypted")
+		return 2
+	}
 	if *encrypt {
 		pw, err := password(*pwFile)
 		if err == nil && pw == nil {
@@ -369,8 +376,8 @@ func backupPrune(ctx context.Context, args []string, stdout, stderr io.Writer) i
 func backupCopy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var to, toPw string
 	r, fs, code := repoFlags("backup copy", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&to, "to", "", "destination repository (initialised first when it does not exist: current format, encrypted when the source is)")
-		fs.StringVar(&toPw, "to-password-file", "", "file holding the destination's password (default: the source's password)")
+		fs.StringVar(&to, "to", "", "destination repository (initialised first when it does not exist: current format, encrypted when the source is or --to-password-file is given)")
+		fs.StringVar(&toPw, "to-password-file", "", "file holding the destination's password (default: the source's password); a new destination is encrypted with it")
 	})
 	if r == nil {
 		return code
@@ -387,7 +394,11 @@ func backupCopy(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if errors.Is(err, backup.ErrNotRepo) {
 		var pw []byte
 		if pw, err = password(pwFile); err == nil {
-			dst, err = backup.InitWith(to, backup.InitOptions{Encrypt: r.Encrypted(), Password: pw})
+			enc := r.Encrypted() || toPw != ""
+			if !enc {
+				pw = nil
+			}
+			dst, err = backup.InitWith(to, backup.InitOptions{Encrypt: enc, Password: pw})
 		}
 	}
 	if err == nil {

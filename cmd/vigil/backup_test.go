@@ -161,6 +161,21 @@ func TestBackupCLIEncrypted(t *testing.T) {
 	if out, _ = vigil(1, "backup", "verify", "--repo", repo2, "--password-file", pwFile); !strings.Contains(out, "snapshot "+id+" is corrupt: failed authentication") {
 		t.Errorf("verify of a damaged manifest printed %q", out)
 	}
+	// A password without --encrypt is refused, not ignored; an unencrypted
+	// repository copied to a new one with --to-password-file is encrypted.
+	plain, enc := filepath.Join(dir, "plain"), filepath.Join(dir, "plain-enc")
+	if _, e := vigil(2, "backup", "init", "--password-file", pwFile, plain); !strings.Contains(e, "without --encrypt") {
+		t.Errorf("init --password-file without --encrypt: %q", e)
+	}
+	vigil(0, "backup", "init", plain)
+	vigil(0, "backup", "run", "--repo", plain, src)
+	vigil(0, "backup", "copy", "--repo", plain, "--to", enc, "--to-password-file", pwFile)
+	if _, e := vigil(1, "backup", "list", "--repo", enc); !strings.Contains(e, "no password") {
+		t.Errorf("the copy of an unencrypted repository with --to-password-file is not encrypted: %q", e)
+	}
+	if out, _ = vigil(0, "backup", "list", "--repo", enc, "--password-file", pwFile); !strings.Contains(out, "full") {
+		t.Errorf("list of the encrypted copy printed %q", out)
+	}
 }
 
 // TestBackupCLIKeyPasswd: key passwd takes the current password as every

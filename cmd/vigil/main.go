@@ -15,7 +15,7 @@ const mainUsage = `vigil — predict failures of AI services and act before the 
 
 Usage:
   vigil demo [--duration D] [--json]   run everything in-process on embedded defaults
-  vigil demo-model [--listen ADDR]     a stand-in model server (docker-compose failover demo)
+  vigil demo-model [--listen ADDR] [--name NAME]   a stand-in model server (docker-compose failover demo)
   vigil rules check FILE|DIR...        validate rule files; every problem as file:line:col
   vigil rules test FILE|DIR...         run rule unit tests
   vigil status [--api URL]             hosts and rule states of a running controller

@@ -170,6 +170,19 @@ func TestWrongPassword(t *testing.T) {
 			t.Errorf("altered config opened: %v", err)
 		}
 	}
+	// A config.json asking scrypt for 16 GiB is refused before deriving.
+	var huge repoConfig
+	if err := json.Unmarshal(orig, &huge); err != nil {
+		t.Fatal(err)
+	}
+	huge.Key.LogN, huge.Key.R = 22, 32
+	b, _ := json.Marshal(huge)
+	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenWith(r.Path(), testPassword); err == nil || !strings.Contains(err.Error(), "MiB") {
+		t.Errorf("scrypt asking for 16 GiB: %v", err)
+	}
 	if err := os.WriteFile(cfgPath, orig, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,7 @@ import (
 
 // defaultScryptLogN: N = 2^15, r = 8, p = 1 takes 32 MiB and about 0.1 s.
 const (
+	maxScryptMemory   = 1 << 30 // bytes scrypt may use (128·r·N) when a repository is opened
 	defaultScryptLogN = 15
 	scryptR           = 8
 	scryptP           = 1
@@ -56,6 +57,11 @@ func (k *keyConfig) check() error {
 		return fmt.Errorf("unknown key derivation %q", k.KDF)
 	case k.LogN < 10 || k.LogN > 22 || k.R < 1 || k.R > 32 || k.P < 1 || k.P > 16:
 		return fmt.Errorf("scrypt parameters out of range (log_n %d, r %d, p %d)", k.LogN, k.R, k.P)
+	case 128*int64(k.R)<<k.LogN > maxScryptMemory:
+		// Checked before the key derivation runs: a crafted config.json must
+		// not make opening the repository allocate gigabytes.
+		return fmt.Errorf("scrypt parameters need %d MiB, more than %d MiB (log_n %d, r %d)",
+			128*int64(k.R)<<k.LogN>>20, maxScryptMemory>>20, k.LogN, k.R)
 	case len(k.Salt) < 16:
 		return errors.New("key salt too short")
 	case len(k.Wrapped) != nonceSize+masterKeySize+tagSize:
