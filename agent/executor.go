@@ -211,23 +211,21 @@ func (e *executor) admit(data []byte) (*wire.Command, *wire.Reply, string, error
 			return reject(cmd, rejectUndeclared, fmt.Errorf("command %s: action %s has no parameter %q (declared: %v)", cmd.ID, cmd.Action, k, declared))
 		}
 	}
+	raise := map[string]uint64{}
 	if cmd.Service != "" {
 		if newest := e.epochs.get(cmd.Service); cmd.Epoch < newest {
 			return reject(cmd, rejectStaleEpoch, fmt.Errorf("command %s: epoch %d of service %s is older than the newest seen, %d", cmd.ID, cmd.Epoch, cmd.Service, newest))
 		}
+		raise[cmd.Service] = cmd.Epoch
 	}
 	if cmd.Lease != "" {
 		if newest := e.epochs.get(leaseEpochKey(cmd.Lease)); cmd.LeaderEpoch < newest {
 			return reject(cmd, rejectStaleLeader, fmt.Errorf("command %s: leader epoch %d of lease %s is older than the newest seen, %d (sent by a deposed controller)", cmd.ID, cmd.LeaderEpoch, cmd.Lease, newest))
 		}
-		if err := e.epochs.raise(leaseEpochKey(cmd.Lease), cmd.LeaderEpoch); err != nil {
-			return reject(cmd, rejectEpochStore, fmt.Errorf("command %s: %w", cmd.ID, err))
-		}
+		raise[leaseEpochKey(cmd.Lease)] = cmd.LeaderEpoch
 	}
-	if cmd.Service != "" {
-		if err := e.epochs.raise(cmd.Service, cmd.Epoch); err != nil {
-			return reject(cmd, rejectEpochStore, fmt.Errorf("command %s: %w", cmd.ID, err))
-		}
+	if err := e.epochs.raise(raise); err != nil {
+		return reject(cmd, rejectEpochStore, fmt.Errorf("command %s: %w", cmd.ID, err))
 	}
 	e.outcomes[cmd.ID] = wire.Reply{ID: cmd.ID, State: wire.ReplyAccepted, Message: "already " + outcomeRunning}
 	return cmd, nil, "", nil

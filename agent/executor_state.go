@@ -55,21 +55,31 @@ func (s *epochStore) get(service string) uint64 {
 	return s.m[service]
 }
 
-// raise records epoch for service if it is newer, persisting it first.
-func (s *epochStore) raise(service string, epoch uint64) error {
+// raise records the epochs of keys (services, or leases under leaseEpochKey)
+// that are newer than the ones kept, persisting them first in one write;
+// nothing is recorded if that write fails.
+func (s *epochStore) raise(epochs map[string]uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if epoch <= s.m[service] {
+	var next map[string]uint64
+	for k, e := range epochs {
+		if e <= s.m[k] {
+			continue
+		}
+		if next == nil {
+			next = make(map[string]uint64, len(s.m)+len(epochs))
+			for k, v := range s.m {
+				next[k] = v
+			}
+		}
+		next[k] = e
+	}
+	if next == nil {
 		return nil
 	}
-	next := make(map[string]uint64, len(s.m)+1)
-	for k, v := range s.m {
-		next[k] = v
-	}
-	next[service] = epoch
 	if s.path != "" {
 		if err := writeFileAtomic(s.path, next); err != nil {
-			return fmt.Errorf("persist epoch %d of %s: %w", epoch, service, err)
+			return fmt.Errorf("persist fencing epochs %v: %w", epochs, err)
 		}
 	}
 	s.m = next
