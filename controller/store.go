@@ -282,6 +282,28 @@ func (st *store) ETA(subject string, sel *rules.Selector, level float64, now tim
 	return eta, conf, ok
 }
 
+// ETAWithin is the earliest ETA among the selected series whose forecaster expects a crossing
+// within horizon with at least minConfidence (detectors.ForecastWithin, Forecast.Within).
+func (st *store) ETAWithin(subject string, sel *rules.Selector, level float64, horizon time.Duration, minConfidence float64, now time.Time) (time.Duration, bool) {
+	h := st.hosts[subject]
+	if h == nil {
+		return 0, false
+	}
+	return etaWithin(h.match(sel), level, horizon, minConfidence, now)
+}
+
+// etaWithin is the earliest ETA, among ss, of a crossing expected within horizon with at least
+// minConfidence; Never if none; ok=false when ss is empty.
+func etaWithin(ss []*series, level float64, horizon time.Duration, minConfidence float64, now time.Time) (time.Duration, bool) {
+	eta := rules.Never
+	for _, s := range ss {
+		if f := detectors.ForecastWithin(s.fc, now.UnixNano(), level, horizon); f.Within(horizon, minConfidence) && f.ETA < eta {
+			eta = f.ETA
+		}
+	}
+	return eta, len(ss) > 0
+}
+
 func (st *store) Forecast(subject string, sel *rules.Selector, horizon time.Duration, now time.Time) (float64, bool) {
 	h := st.hosts[subject]
 	if h == nil {

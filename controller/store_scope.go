@@ -279,6 +279,10 @@ func (v *scopeView) ETA(subject string, sel *rules.Selector, level float64, now 
 	return eta, conf, ok
 }
 
+func (v *scopeView) ETAWithin(subject string, sel *rules.Selector, level float64, horizon time.Duration, minConfidence float64, now time.Time) (time.Duration, bool) {
+	return etaWithin(v.match(subject, sel), level, horizon, minConfidence, now)
+}
+
 func (v *scopeView) Forecast(subject string, sel *rules.Selector, horizon time.Duration, now time.Time) (float64, bool) {
 	best, ok := math.Inf(-1), false
 	for _, s := range v.match(subject, sel) {

@@ -49,14 +49,26 @@ type HorizonForecaster interface {
 // horizon to keep a standing one), so the confidence is that of a crossing within the horizon;
 // otherwise its ETA.
 func (w *Watch) Forecast(fc Forecaster, now int64, level float64, horizon time.Duration) Forecast {
-	hf, ok := fc.(HorizonForecaster)
-	if !ok {
-		return fc.ETA(now, level)
-	}
 	if w.Active {
 		horizon = time.Duration(HoldHorizonFactor * float64(horizon))
 	}
-	return hf.ETAWithin(now, level, horizon)
+	return ForecastWithin(fc, now, level, horizon)
+}
+
+// ForecastWithin is fc's forecast of a crossing of level within horizon of now: its ETAWithin
+// when fc is a HorizonForecaster (Confidence = the probability of a crossing within horizon),
+// otherwise its ETA (Confidence = how sure it is that the trend heads to level).
+func ForecastWithin(fc Forecaster, now int64, level float64, horizon time.Duration) Forecast {
+	if hf, ok := fc.(HorizonForecaster); ok {
+		return hf.ETAWithin(now, level, horizon)
+	}
+	return fc.ETA(now, level)
+}
+
+// Within reports whether f predicts a crossing within horizon with Confidence ≥ minConfidence:
+// the condition on which a Watch starts a prediction, and rules' eta_within() answers an ETA.
+func (f Forecast) Within(horizon time.Duration, minConfidence float64) bool {
+	return f.OK && f.Confidence >= minConfidence && f.ETA <= horizon
 }
 
 // Update feeds the forecast f made at now (Unix ns) and reports the transition.
@@ -66,7 +78,7 @@ func (w *Watch) Update(now int64, f Forecast, horizon time.Duration, minConfiden
 		hold = f.OK && f.Confidence >= minConfidence-HoldConfidenceDrop &&
 			float64(f.ETA) <= HoldHorizonFactor*float64(horizon)
 	} else {
-		hold = f.OK && f.Confidence >= minConfidence && f.ETA <= horizon
+		hold = f.Within(horizon, minConfidence)
 	}
 	if hold {
 		w.PredictedAt = now + int64(f.ETA)

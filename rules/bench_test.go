@@ -16,6 +16,9 @@ func (s *benchSource) Anomaly(string, *Selector) (float64, bool) { return 0.995,
 func (s *benchSource) ETA(string, *Selector, float64, time.Time) (time.Duration, float64, bool) {
 	return 20 * time.Minute, 0.9, true
 }
+func (s *benchSource) ETAWithin(string, *Selector, float64, time.Duration, float64, time.Time) (time.Duration, bool) {
+	return 20 * time.Minute, true
+}
 func (s *benchSource) Forecast(string, *Selector, time.Duration, time.Time) (float64, bool) {
 	return 80, true
 }

@@ -112,6 +112,9 @@ func (v *callVisitor) Visit(node *ast.Node) {
 		return
 	}
 	v.checkLiterals(f, call.Arguments)
+	if f.horArg > 0 && len(call.Arguments) > f.horArg {
+		v.horizon(f, call.Arguments[f.horArg])
+	}
 	v.fleet = v.fleet || f.fleet
 	if f.reads != nil {
 		if sel := f.reads(call.Arguments); sel != nil {
@@ -208,6 +211,32 @@ func (v *callVisitor) window(f *funcSpec, sel *Selector, arg ast.Node) {
 		}
 	}
 	v.wins = append(v.wins, WindowNeed{Selector: sel, Span: d})
+}
+
+// horizon checks a forecast horizon argument: a constant duration
+// (folded from duration("2h")) in (0, MaxWindow].
+func (v *callVisitor) horizon(f *funcSpec, arg ast.Node) {
+	switch a := arg.(type) {
+	case *ast.BuiltinNode:
+		if a.Name == "duration" {
+			return // a bad duration literal, reported by foldDuration
+		}
+	case *ast.IntegerNode, *ast.FloatNode, *ast.StringNode, *ast.BoolNode, *ast.NilNode:
+		return // not a duration at all: expr's type check says so
+	}
+	c, ok := arg.(*ast.ConstantNode)
+	d, isDur := time.Duration(0), false
+	if ok {
+		d, isDur = c.Value.(time.Duration)
+	}
+	switch {
+	case !isDur:
+		v.problems = append(v.problems, exprProblem{leftmost(arg),
+			fmt.Sprintf("%s(): the horizon must be a constant duration, like duration(\"2h\")", f.name)})
+	case d <= 0 || d > MaxWindow:
+		v.problems = append(v.problems, exprProblem{leftmost(arg),
+			fmt.Sprintf("%s(): the horizon must be positive and at most %s, got %s", f.name, formatDuration(MaxWindow), formatDuration(d))})
+	}
 }
 
 // foldDuration replaces duration("30m") by its value, which expr would

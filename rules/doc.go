@@ -45,7 +45,8 @@
 // the tag service=<name> / model=<name>, from any host. Scope fleet: a role
 // (the label role of hosts, from a role tag on their telemetry) and the
 // series of its hosts. Functions aggregate over a subject's series: the
-// maximum (value, anomaly, forecast, window functions), the earliest (eta).
+// maximum (value, anomaly, forecast, window functions), the earliest (eta,
+// eta_within).
 // Variables: subject; host, service, model, role (the subject in its scope,
 // otherwise the subject's label of that name); labels (the subject's
 // identity labels: IdentityTags). Transitions and intents carry the labels
@@ -61,6 +62,8 @@
 //	anomaly(sel) float64                   anomaly likelihood [0,1]      anomaly("cpu.usage_user{cpu=cpu-total}") > 0.9999
 //	eta(sel, level) Duration               time until level is crossed   eta("disk.used_percent", 100) < duration("2h")
 //	eta_confidence(sel, level) float64     that forecast's confidence    eta_confidence("disk.used_percent", 100) > 0.9
+//	eta_within(sel, level, horizon) Duration   a crossing expected within horizon (whole forecaster), else Never
+//	                                                                     eta_within("mem.used_percent", 95, duration("2h")) <= duration("2h")
 //	forecast(sel, horizon) float64         value predicted at now+h      forecast("mem.used_percent", duration("1h")) > 95
 //	avg_over min_over max_over sum_over count_over stddev_over (sel, window) float64
 //	                                       over the last window          avg_over("cpu.usage_user", duration("10m")) > 85
@@ -82,10 +85,11 @@
 // expr's builtins work too, duration("30m") in particular (folded at load
 // time). The now() builtin is disabled: the evaluation time is an argument
 // of Engine.Eval, never the wall clock. Selector arguments must be string
-// literals, parsed at load time (see Selector); windows must be constant
-// durations (a Source keeps history only for the selectors rules read over
-// a window: Set.WindowNeeds). A call that finds no data makes the
-// evaluation's outcome NoData whatever the expression answers.
+// literals, parsed at load time (see Selector); windows and eta_within's
+// horizon must be constant durations (a Source keeps history only for the
+// selectors rules read over a window: Set.WindowNeeds). A call that finds
+// no data makes the evaluation's outcome NoData whatever the expression
+// answers.
 //
 // # Evaluation
 //
@@ -104,8 +108,8 @@
 // missing data; the intents of one rule in one round share a GroupKey. The
 // dispatcher applies mode (manual: wait for approval), cooldown and dry
 // runs. Every evaluation records the values its function calls returned
-// (capture keys in funcs.go) and the earliest finite eta, which becomes the
-// intent's PredictedFailure (for lead times). Stats counts evaluations,
+// (capture keys in funcs.go) and the earliest finite eta or eta_within,
+// which becomes the intent's PredictedFailure (for lead times). Stats counts evaluations,
 // errors, no data, transitions, intents, suppressed intents and time, per
 // rule.
 package rules

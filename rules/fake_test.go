@@ -10,13 +10,14 @@ import (
 
 // fakeSource is a test double of the controller's Source: answers come
 // from maps keyed by subject and canonical selector; a missing key is "no
-// data". It records the arguments of ETA and Forecast calls.
+// data". It records the arguments of ETA, ETAWithin and Forecast calls.
 type fakeSource struct {
 	subjects  []string
 	values    map[string]float64 // subject|selector
 	anomalies map[string]float64
-	etas      map[string]fakeETA // subject|selector|level
-	forecasts map[string]float64 // subject|selector|horizon
+	etas      map[string]fakeETA       // subject|selector|level
+	withins   map[string]time.Duration // subject|selector|level|horizon: ETAWithin's answer
+	forecasts map[string]float64       // subject|selector|horizon
 	lastSeen  map[string]time.Time
 	samples   map[string][]Sample // subject|selector
 	gaps      map[string][]time.Time
@@ -33,7 +34,7 @@ type fakeETA struct {
 func newFake(subjects ...string) *fakeSource {
 	sort.Strings(subjects)
 	return &fakeSource{subjects: subjects, values: map[string]float64{}, anomalies: map[string]float64{},
-		etas: map[string]fakeETA{}, forecasts: map[string]float64{}, lastSeen: map[string]time.Time{},
+		etas: map[string]fakeETA{}, withins: map[string]time.Duration{}, forecasts: map[string]float64{}, lastSeen: map[string]time.Time{},
 		samples: map[string][]Sample{}, gaps: map[string][]time.Time{}, labels: map[string]map[string]string{},
 		scopes: map[string][]string{}}
 }
@@ -54,6 +55,12 @@ func (f *fakeSource) ETA(subject string, sel *Selector, level float64, now time.
 	f.calls = append(f.calls, fmt.Sprintf("ETA(%s,%s,%v,%s)", subject, sel, level, now.Format(time.TimeOnly)))
 	e, ok := f.etas[fmt.Sprintf("%s|%s|%v", subject, sel, level)]
 	return e.eta, e.conf, ok
+}
+
+func (f *fakeSource) ETAWithin(subject string, sel *Selector, level float64, horizon time.Duration, minConfidence float64, now time.Time) (time.Duration, bool) {
+	f.calls = append(f.calls, fmt.Sprintf("ETAWithin(%s,%s,%v,%s,%v,%s)", subject, sel, level, horizon, minConfidence, now.Format(time.TimeOnly)))
+	eta, ok := f.withins[fmt.Sprintf("%s|%s|%v|%s", subject, sel, level, horizon)]
+	return eta, ok
 }
 
 func (f *fakeSource) Forecast(subject string, sel *Selector, horizon time.Duration, now time.Time) (float64, bool) {

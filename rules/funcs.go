@@ -22,6 +22,16 @@ import (
 //	                                     the forecast's confidence is below the
 //	                                     group's min_confidence
 //	eta_confidence(sel, level) float64   that forecast's confidence in [0,1]
+//	eta_within(sel, level, horizon) time.Duration
+//	                                     time until the series crosses level,
+//	                                     for a crossing the forecaster expects
+//	                                     within horizon with a probability of at
+//	                                     least the group's min_confidence (its
+//	                                     peak envelope and ramp test included:
+//	                                     detectors.HorizonForecaster); Never
+//	                                     otherwise. So it is ≤ horizon or Never.
+//	                                     horizon: a constant duration in
+//	                                     (0, MaxWindow]
 //	forecast(sel, horizon) float64       predicted value at now+horizon
 //	since_seen() time.Duration           time since the subject was last heard from
 //
@@ -34,6 +44,7 @@ import (
 //
 //	value:<selector>   anomaly:<selector>   since_seen
 //	eta:<selector>:<level>   eta_confidence:<selector>:<level>
+//	eta_within:<selector>:<level>:<horizon>
 //	forecast:<selector>:<horizon>
 //
 // where <selector> is the canonical form (Selector.String), <level> is
@@ -49,6 +60,7 @@ type funcSpec struct {
 	selector bool             // the argument selArg is a selector literal
 	selArg   int              // index of the selector argument
 	winArg   int              // > 0: index of a window argument that must be a constant duration
+	horArg   int              // > 0: index of a horizon argument that must be a constant duration
 	lits     map[int][]string // arguments that must be one of these string literals
 	fleet    bool             // reads the hosts of a role, not only the subject's series
 	// reads, if set, answers a selector covering the subject's series the
@@ -62,6 +74,7 @@ var funcSpecs = []*funcSpec{
 	{name: "anomaly", selector: true, types: []any{new(func(string) float64)}, call: callAnomaly},
 	{name: "eta", selector: true, types: []any{new(func(string, float64) time.Duration)}, call: callETA},
 	{name: "eta_confidence", selector: true, types: []any{new(func(string, float64) float64)}, call: callETAConfidence},
+	{name: "eta_within", selector: true, horArg: 2, types: []any{new(func(string, float64, time.Duration) time.Duration)}, call: callETAWithin},
 	{name: "forecast", selector: true, types: []any{new(func(string, time.Duration) float64)}, call: callForecast},
 	{name: "since_seen", types: []any{new(func() time.Duration)}, call: callSinceSeen},
 }
@@ -94,7 +107,7 @@ type evalCtx struct {
 	noData   bool
 	missing  string // key of the first call that found no data
 	captures []capture
-	minETA   time.Duration // earliest finite eta() answer; Never if none
+	minETA   time.Duration // earliest finite eta() or eta_within() answer; Never if none
 
 	round      uint64                // the engine's evaluation round; fleet answers are cached per round
 	fleetRound uint64                // the round c.fleet holds
@@ -260,6 +273,35 @@ func callETA(c *evalCtx, args []any) (any, error) {
 	if eta < c.minETA {
 		c.minETA = eta
 	}
+	return eta, nil
+}
+
+func callETAWithin(c *evalCtx, args []any) (any, error) {
+	e, err := c.entry(args[0])
+	if err != nil {
+		return nil, err
+	}
+	level, err := toFloat(args[1])
+	if err != nil {
+		return nil, err
+	}
+	horizon, err := toDuration(args[2])
+	if err != nil {
+		return nil, err
+	}
+	key := e.key2("eta_within", level, float64(horizon), true)
+	eta, ok := c.src.ETAWithin(c.subject, e.sel, level, horizon, c.minConfidence, c.now)
+	if !ok {
+		c.noDataFor(key)
+		return boxedNever, nil
+	}
+	if eta == Never || eta > horizon {
+		c.record(key, -1)
+		return boxedNever, nil
+	}
+	eta = max(eta, 0)
+	c.record(key, eta.Seconds())
+	c.minETA = min(c.minETA, eta)
 	return eta, nil
 }
 

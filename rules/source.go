@@ -15,7 +15,7 @@ const Never = time.Duration(math.MaxInt64)
 // or model=<name> (whatever host sent them); in scope fleet, the series of
 // the hosts whose role label is <name> (see Scope). When a selector matches
 // several series of a subject, Value, Anomaly, Forecast and Window answer
-// the maximum, ETA the earliest crossing.
+// the maximum, ETA and ETAWithin the earliest crossing.
 //
 // The controller implements it; the engine calls it from the goroutine that
 // calls Engine.Eval. The Source given to Engine.Eval is the host scope.
@@ -26,6 +26,13 @@ type Source interface {
 	// ETA until the series crosses level; ok=false: no data. A series that
 	// is not heading to the level answers ok=true with eta = Never.
 	ETA(subject string, sel *Selector, level float64, now time.Time) (eta time.Duration, confidence float64, ok bool)
+	// ETAWithin is the earliest ETA, among the selected series, of a
+	// crossing of level that a series' forecaster expects within horizon of
+	// now with a probability of at least minConfidence (its
+	// detectors.HorizonForecaster ETAWithin when it has one, else its ETA;
+	// see detectors.Forecast.Within); eta = Never when no series has one.
+	// ok=false: no data.
+	ETAWithin(subject string, sel *Selector, level float64, horizon time.Duration, minConfidence float64, now time.Time) (eta time.Duration, ok bool)
 	Forecast(subject string, sel *Selector, horizon time.Duration, now time.Time) (v float64, ok bool)
 	LastSeen(subject string) (time.Time, bool)
 

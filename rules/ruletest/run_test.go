@@ -105,3 +105,19 @@ func TestBadTestFile(t *testing.T) {
 		t.Errorf("error:\n%s\nwant:\n%s", err, want)
 	}
 }
+
+// eta_within reads the whole forecaster: a leak under periodic jobs is
+// predicted hours before the mean line (eta) predicts it
+// (testdata/within_test.yaml).
+func TestETAWithinSeesThePeaks(t *testing.T) {
+	res, err := RunFile(filepath.Join("testdata", "within_test.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Tests != 1 {
+		t.Errorf("%d tests, want 1", res.Tests)
+	}
+	for _, msg := range res.Failures {
+		t.Error(msg)
+	}
+}

@@ -179,6 +179,17 @@ func (src *source) ETA(subject string, sel *rules.Selector, level float64, now t
 	return eta, conf, ok
 }
 
+func (src *source) ETAWithin(subject string, sel *rules.Selector, level float64, horizon time.Duration, minConfidence float64, now time.Time) (time.Duration, bool) {
+	eta, ok := rules.Never, false
+	src.each(subject, sel, func(s *tseries) {
+		ok = true
+		if f := detectors.ForecastWithin(s.fc, now.UnixNano(), level, horizon); f.Within(horizon, minConfidence) && f.ETA < eta {
+			eta = f.ETA
+		}
+	})
+	return eta, ok
+}
+
 func (src *source) Forecast(subject string, sel *rules.Selector, horizon time.Duration, now time.Time) (float64, bool) {
 	return src.maxOf(subject, sel, func(s *tseries) (float64, bool) {
 		v, _, _, ok := s.fc.Predict(now.UnixNano(), horizon)
