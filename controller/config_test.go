@@ -127,6 +127,21 @@ func TestConfigDefaults(t *testing.T) {
 	}
 }
 
+// robust_trend's peak envelope and ramp test can be switched off, and a
+// window longer than the envelope's slow baseline (3 h) is accepted (the
+// baseline follows it).
+func TestConfigTrendOptions(t *testing.T) {
+	for _, y := range []string{
+		"detectors: {trend: {peaks: false, ramp: false}}\n",
+		"detectors: {trend: {peaks: true}}\n",
+		"detectors: {trend: {window: 4h}}\n",
+	} {
+		if _, err := controller.ParseConfig("c.yaml", []byte(y)); err != nil {
+			t.Errorf("%q: %v", y, err)
+		}
+	}
+}
+
 func TestConfigErrorsNamePosition(t *testing.T) {
 	cases := []struct {
 		name, yaml, pos, msg string
@@ -144,6 +159,7 @@ func TestConfigErrorsNamePosition(t *testing.T) {
 		{"negative concurrency", "actions:\n  concurrency: -2\n", "c.yaml:2:16: ", "concurrency must be positive"},
 		{"unknown detector", "detectors:\n  anomaly: crystal_ball\n", "c.yaml:2:12: ", "crystal_ball"},
 		{"unset variable", "nats:\n  url: ${VIGIL_TEST_UNSET_VAR}\n", "c.yaml:2:8: ", "VIGIL_TEST_UNSET_VAR"},
+		{"peaks on trend", "detectors:\n  forecaster: trend\n  trend: {peaks: false}\n", "c.yaml:2:3: ", "robust_trend only"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
