@@ -376,6 +376,9 @@ func TestFailoverWarmThenCold(t *testing.T) {
 
 	killA()
 	eventually(t, "traffic through w", func() bool { return lc.count("w") >= 10 })
+	// The failover to w ends with its verification; killing w before that
+	// (traffic flows as soon as the route switches) would fail it.
+	eventually(t, "first failover event", func() bool { return len(events()) >= 1 })
 	killW()
 	eventually(t, "traffic through c", func() bool { return lc.count("c") >= 10 })
 	lc.finish()
