@@ -15,6 +15,8 @@ func TestEnsembleConfigValidate(t *testing.T) {
 		"refractory":  func(c *EnsembleConfig) { c.Refractory = 0 },
 		"repeat":      func(c *EnsembleConfig) { c.Repeat = -1 },
 		"repeat_gain": func(c *EnsembleConfig) { c.RepeatGain = math.NaN() },
+		"confirm":     func(c *EnsembleConfig) { c.Confirm = -1 },
+		"confirm_w":   func(c *EnsembleConfig) { c.ConfirmWeight = math.Inf(1) },
 		"season":      func(c *EnsembleConfig) { c.Season = 1 },
 		"corrob<0":    func(c *EnsembleConfig) { c.Corroboration = -0.5 },
 		"corrobNaN":   func(c *EnsembleConfig) { c.Corroboration = math.NaN() },
@@ -183,6 +185,7 @@ func TestEnsembleRepeatMergesBuildUp(t *testing.T) {
 	run := func(repeat int, gain float64, steps []float64) (reports []int, raw []float64) {
 		cfg := DefaultEnsembleConfig()
 		cfg.Repeat, cfg.RepeatGain = repeat, gain
+		cfg.Confirm = 0 // reports at their onsets: the confirmation would fold the steps into one
 		e := NewEnsemble(cfg)
 		r := newRand(21)
 		for i := range 1010 {
@@ -391,5 +394,94 @@ func TestEnsembleQuietOnRoutineBurstHour(t *testing.T) {
 	t.Logf("alarms over 10 days: %d with seasonal scaling, %d without", on, off)
 	if on >= off || on > 3 {
 		t.Errorf("alarms over 10 days: %d with seasonal scaling, %d without", on, off)
+	}
+}
+
+// TestEnsembleConfirm: a report below the alarm level is held for Confirm samples and emitted
+// with their mean surprise, weighted ConfirmWeight, added, so a lasting shift ranks above a
+// lone blip of the same onset; an onset at or above the alarm level, or a report reaching it
+// during the hold, is emitted at once; Confirm 0 emits every report at its onset.
+func TestEnsembleConfirm(t *testing.T) {
+	// run feeds 1000 noisy samples, then a jump of size sz at sample 1000, kept if step, and
+	// returns the raw surprises and likelihoods from sample 1000 on.
+	run := func(confirm int, sz float64, step bool) (raw, lik []float64) {
+		cfg := DefaultEnsembleConfig()
+		cfg.Confirm = confirm
+		e := NewEnsemble(cfg)
+		r := newRand(31)
+		for i := range 1020 {
+			x := 100 + r.NormFloat64()
+			if i == 1000 || (step && i > 1000) {
+				x += sz
+			}
+			s := e.Observe(t2026+int64(i)*int64(synStep), x)
+			if i >= 1000 {
+				raw, lik = append(raw, s.Raw), append(lik, s.Likelihood)
+			}
+		}
+		return raw, lik
+	}
+	reports := func(lik []float64) (at []int) {
+		for i, l := range lik {
+			if l > 0 {
+				at = append(at, i)
+			}
+		}
+		return at
+	}
+	// emitted is the likelihood of a report of λ0 confirmed by raw[1..j] over d samples.
+	emitted := func(lam0 float64, raw []float64, j, d int) float64 {
+		sum := 0.0
+		for _, v := range raw[1 : j+1] {
+			sum += v
+		}
+		return likelihood(lam0+DefaultEnsembleConfig().ConfirmWeight*sum/float64(d), 0.9999)
+	}
+	const d = 5
+	if DefaultEnsembleConfig().Confirm != d {
+		t.Fatalf("default Confirm %d, this test assumes %d", DefaultEnsembleConfig().Confirm, d)
+	}
+
+	// A jump of 7σ: onset below the alarm level, and the step stays below it for d samples.
+	rawB, likB0 := run(0, 7, false)
+	rawS, likS0 := run(0, 7, true)
+	if !(rawB[0] > 0 && rawB[0] < alarmLam) || slices.Max(rawS[1:d+1]) >= alarmLam {
+		t.Fatalf("precondition: onset λ %.2f, step λ %.2f, want the onset in (0, %.2f) and the step below it",
+			rawB[0], rawS[:d+1], alarmLam)
+	}
+	if a, b := reports(likB0), reports(likS0); len(a) == 0 || a[0] != 0 || len(b) == 0 || b[0] != 0 || likB0[0] != likS0[0] {
+		t.Fatalf("Confirm 0: blip reported at %v, step at %v (%.6f, %.6f), want both at 0, equal", a, b, likB0[0], likS0[0])
+	}
+	_, likB := run(d, 7, false)
+	_, likS := run(d, 7, true)
+	if a := reports(likB); len(a) != 1 || a[0] != d {
+		t.Errorf("Confirm %d: blip reported at %v, want once at %d", d, a, d)
+	} else if want := emitted(rawB[0], rawB, d, d); math.Abs(likB[d]-want) > 1e-12 {
+		t.Errorf("Confirm %d: blip likelihood %.8f, want %.8f", d, likB[d], want)
+	}
+	if a := reports(likS); len(a) == 0 || a[0] != d {
+		t.Errorf("Confirm %d: step first reported at %v, want at %d", d, a, d)
+	} else if !(likS[d] > likB[d]) {
+		t.Errorf("Confirm %d: step likelihood %.6f, blip %.6f, want the step higher", d, likS[d], likB[d])
+	}
+
+	// A jump of 10σ: the onset is above the alarm level, emitted at once.
+	if raw, lik := run(d, 10, false); !(raw[0] >= alarmLam) || lik[0] != likelihood(raw[0], 0.9999) {
+		t.Errorf("onset λ %.2f: likelihood %.6f at the onset, want %.6f", raw[0], lik[0], likelihood(raw[0], 0.9999))
+	}
+
+	// A 5σ step: the onset is held, a report during the hold reaches the alarm level and is
+	// emitted at once, with the evidence seen so far.
+	raw, lik0 := run(0, 5, true)
+	j := slices.IndexFunc(raw, func(v float64) bool { return v >= alarmLam })
+	if !(raw[0] < alarmLam) || j < 1 || j >= d || lik0[j] == 0 {
+		t.Fatalf("precondition: 5σ step surprises %.2f, Confirm 0 likelihoods %.4f, want a report ≥ %.2f within %d samples of a weaker onset",
+			raw[:d+1], lik0[:d+1], alarmLam, d)
+	}
+	_, lik := run(d, 5, true)
+	if a := reports(lik); len(a) == 0 || a[0] != j {
+		t.Errorf("5σ step: reported at %v, want first at %d", a, j)
+	} else if want := emitted(raw[j], raw, j, d); math.Abs(lik[j]-want) > 1e-12 {
+		t.Errorf("5σ step: likelihood %.8f at %d, want %.8f", lik[j], j, want)
 	}
 }
