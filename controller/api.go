@@ -21,6 +21,9 @@ import (
 //	GET  /api/v1/actions        recent actions with their state, newest first
 //	POST /api/v1/actions/approve {"key": K, "by": NAME}           run an action awaiting approval
 //	POST /api/v1/actions/deny    {"key": K, "by": NAME, "reason": R} drop it
+//	     (any controller: the decision is recorded in the action ledger first;
+//	     200 when this controller carried it out, 202 when the leader will,
+//	     404 nothing awaits approval under K, 409 decided already)
 //	GET  /api/v1/routes         services' routes and member health
 //	POST /api/v1/failover        {"service": S, "to": M, "by": NAME} fail over now
 //	GET  /metrics               Prometheus text exposition of the counters
@@ -60,16 +63,30 @@ func (c *Controller) Handler() http.Handler {
 			}
 			ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 			defer cancel()
-			err := c.disp.Decide(ctx, req.Key, req.By, req.Reason, approve)
+			acted, err := c.disp.Decide(ctx, req.Key, req.By, req.Reason, approve)
+			verdict := "denied"
+			if approve {
+				verdict = "approved"
+			}
 			switch {
 			case errors.Is(err, ErrNoSuchApproval):
 				writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+			case errors.Is(err, ErrAlreadyDecided):
+				writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
 			case err != nil:
 				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
-			case approve:
-				writeJSON(w, http.StatusOK, map[string]string{"status": "approved", "key": req.Key})
-			default:
-				writeJSON(w, http.StatusOK, map[string]string{"status": "denied", "key": req.Key})
+			case acted:
+				writeJSON(w, http.StatusOK, map[string]string{"status": verdict, "key": req.Key})
+			default: // recorded in the ledger; the leader carries it out
+				note := "recorded in the action ledger: the leader carries it out"
+				if ln := c.disp.leaderNote(); ln != "" {
+					note += " (" + ln + ")"
+				}
+				status := "denial recorded"
+				if approve {
+					status = "approval recorded"
+				}
+				writeJSON(w, http.StatusAccepted, map[string]string{"status": status, "key": req.Key, "note": note})
 			}
 		}
 	}

@@ -24,66 +24,269 @@ var ErrNoSuchApproval = errors.New("no action with this key is awaiting approval
 // operator approves or denies it, or actions.approval_timeout passes.
 type pendingApproval struct {
 	in    rules.Intent
-	since time.Time
+	since time.Time // when approval was requested, also by an earlier term
+	// recorded: the request is in the intent's ledger entry, so decisions
+	// are recorded there before they are acted on (ledger_approval.go);
+	// otherwise (no ledger, or unreachable at the request) it is held in
+	// this process's memory only.
+	recorded bool
+	warned   bool // a failure to record its expiry was logged
 }
 
 type decision struct {
 	key, by, reason string
 	approve         bool
-	done            chan error
+	done            chan decided
+}
+
+type decided struct {
+	acted bool
+	err   error
 }
 
 // await holds a manual-mode intent for an operator.
-func (d *dispatcher) await(in rules.Intent, now time.Time) {
-	d.pending[in.Key] = &pendingApproval{in: in, since: now}
-	ev := d.event(in, "awaiting_approval")
-	d.pub.Publish(ev)
-	d.records.update(in, "awaiting_approval", "", "", now)
+func (d *dispatcher) await(in rules.Intent, now time.Time, recorded bool) {
+	d.pending[in.Key] = &pendingApproval{in: in, since: now, recorded: recorded}
+	d.records.update(in, "awaiting_approval", "", "", now) // listed once its event is out
+	d.pub.Publish(d.event(in, "awaiting_approval"))
 	d.log.Info("action awaits approval", "rule", in.Rule.Name, "host", in.Subject, "key", in.Key)
 }
 
-func (d *dispatcher) decideApproval(ctx context.Context, dec decision) error {
-	p, ok := d.pending[dec.key]
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrNoSuchApproval, dec.key)
+// decideApproval records an operator's decision and carries it out when
+// this controller holds the intent at the epoch the ledger entry has and
+// still leads at it; otherwise the decision stays recorded for the
+// leader. acted reports which.
+func (d *dispatcher) decideApproval(ctx context.Context, dec decision) (acted bool, err error) {
+	verdict := DecisionDenied
+	if dec.approve {
+		verdict = DecisionApproved
 	}
-	delete(d.pending, dec.key)
-	if !dec.approve {
-		why := "denied by " + dec.by
-		if dec.reason != "" {
-			why += ": " + dec.reason
+	p, held := d.pending[dec.key]
+	if held && !p.recorded {
+		delete(d.pending, dec.key)
+		d.carryOut(ctx, p.in, &LedgerApproval{Decision: verdict, By: dec.by, Reason: dec.reason})
+		return true, nil
+	}
+	if d.ledger == nil {
+		if note := d.leaderNote(); note != "" {
+			return false, fmt.Errorf("%w: %q (%s)", ErrNoSuchApproval, dec.key, note)
 		}
-		d.skip(p.in, OutcomeDenied, why)
-		return nil
+		return false, fmt.Errorf("%w: %q", ErrNoSuchApproval, dec.key)
 	}
-	d.launch(ctx, p.in, d.now(), dec.by)
-	return nil
+	rec := LedgerApproval{Decision: verdict, By: dec.by, Reason: dec.reason, At: d.now(), On: d.lease.holderName()}
+	e, err := d.ledger.decide(ctx, dec.key, rec, d.cfg.approvalTimeout())
+	switch {
+	case errors.Is(err, ErrAlreadyDecided):
+		if held {
+			d.actOnEntry(ctx, dec.key, p, e)
+		}
+		return false, err
+	case errors.Is(err, ErrNoSuchApproval):
+		return false, err
+	case err != nil:
+		return false, fmt.Errorf("decision not recorded, nothing done (try again): action ledger: %w", err)
+	}
+	d.log.Info("decision recorded in the action ledger", "key", dec.key, "decision", verdict, "by", dec.by)
+	return held && d.actOnEntry(ctx, dec.key, p, e), nil
 }
 
-// expireApprovals drops intents nobody decided on in time.
-func (d *dispatcher) expireApprovals(now time.Time) {
+// actOnEntry carries out the decision recorded in e, the ledger entry of
+// the intent p holds, if p's term still owns the entry; when another term
+// does, or the entry is settled, p is let go. It reports whether the
+// decision was carried out here.
+func (d *dispatcher) actOnEntry(ctx context.Context, key string, p *pendingApproval, e *LedgerEntry) bool {
+	switch {
+	case e == nil || e.State != "awaiting_approval" || e.Epoch != p.in.Epoch || !d.lease.leads(p.in.Epoch):
+		delete(d.pending, key)
+		why := "this controller no longer leads at its epoch"
+		if e == nil {
+			why = "its ledger entry is gone"
+		} else if e.State != "awaiting_approval" || e.Epoch != p.in.Epoch {
+			why = fmt.Sprintf("its ledger entry is %s at epoch %d", e.State, e.Epoch)
+		}
+		d.records.update(p.in, "handed_over", "", "no longer held here: "+why, d.now())
+		d.log.Info("action awaiting approval let go: another term holds it", "key", key, "epoch", p.in.Epoch, "reason", why)
+		return false
+	case e.Approval == nil || e.Approval.Decision == "":
+		return false
+	}
+	delete(d.pending, key)
+	d.carryOut(ctx, p.in, e.Approval)
+	return true
+}
+
+// carryOut runs an approved intent, or records it as denied or expired.
+func (d *dispatcher) carryOut(ctx context.Context, in rules.Intent, a *LedgerApproval) {
+	switch a.Decision {
+	case DecisionApproved:
+		d.launch(ctx, in, d.now(), a.By)
+	case DecisionExpired:
+		d.skip(in, OutcomeExpired, "no decision within "+d.cfg.approvalTimeout().String())
+	default:
+		why := "denied by " + a.By
+		if a.Reason != "" {
+			why += ": " + a.Reason
+		}
+		d.skip(in, OutcomeDenied, why)
+	}
+}
+
+// pollDecisions carries out the decisions recorded in the ledger through
+// another controller for the intents held here, and lets go of those
+// another term took over. Run's goroutine, every second.
+func (d *dispatcher) pollDecisions(ctx context.Context) {
+	if d.ledger == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	for k, p := range d.pending {
-		if now.Sub(p.since) >= d.cfg.approvalTimeout() {
+		if !p.recorded {
+			continue
+		}
+		if !d.lease.leads(p.in.Epoch) {
+			d.actOnEntry(ctx, k, p, nil)
+			continue
+		}
+		e, err := d.ledger.get(ctx, k)
+		if err != nil {
+			d.log.Debug("action ledger: decisions not read", "err", err)
+			return // unreachable: the next tick tries again
+		}
+		d.actOnEntry(ctx, k, p, e)
+	}
+}
+
+// expireApprovals drops intents nobody decided on in time. A recorded
+// request expires by recording that (a decision recorded first wins); one
+// whose expiry cannot be recorded waits for the ledger.
+func (d *dispatcher) expireApprovals(ctx context.Context, now time.Time) {
+	for k, p := range d.pending {
+		if now.Sub(p.since) < d.cfg.approvalTimeout() {
+			continue
+		}
+		if !p.recorded {
 			delete(d.pending, k)
-			d.skip(p.in, OutcomeExpired, "no decision within "+d.cfg.approvalTimeout().String())
+			d.carryOut(ctx, p.in, &LedgerApproval{Decision: DecisionExpired})
+			continue
+		}
+		e, err := d.ledger.decide(ctx, k, LedgerApproval{Decision: DecisionExpired, At: now, On: d.lease.holderName()}, 0)
+		switch {
+		case err == nil || errors.Is(err, ErrAlreadyDecided):
+			d.actOnEntry(ctx, k, p, e)
+		case errors.Is(err, ErrNoSuchApproval):
+			d.actOnEntry(ctx, k, p, nil)
+		case !p.warned:
+			p.warned = true
+			d.log.Warn("action ledger: expiry of an approval request not recorded; retrying", "key", k, "err", err)
 		}
 	}
 }
 
-// Decide approves or denies an action awaiting approval. It is safe to
-// call from any goroutine (the API does).
-func (d *dispatcher) Decide(ctx context.Context, key, by, reason string, approve bool) error {
-	dec := decision{key: key, by: by, reason: reason, approve: approve, done: make(chan error, 1)}
+// Decide approves or denies an action awaiting approval; acted reports
+// whether this controller carried the decision out, rather than recorded
+// it in the ledger for the leader. It is safe to call from any goroutine
+// (the API does).
+func (d *dispatcher) Decide(ctx context.Context, key, by, reason string, approve bool) (acted bool, err error) {
+	dec := decision{key: key, by: by, reason: reason, approve: approve, done: make(chan decided, 1)}
 	select {
 	case d.decide <- dec:
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	}
 	select {
-	case err := <-dec.done:
-		return err
+	case r := <-dec.done:
+		return r.acted, r.err
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
+	}
+}
+
+// leaderNote says, when this controller does not lead, who does.
+func (d *dispatcher) leaderNote() string {
+	st := d.lease.status()
+	switch {
+	case st.Leader:
+		return ""
+	case st.Holder != "":
+		return fmt.Sprintf("this controller does not lead; the leader is %s (epoch %d)", st.Holder, st.Epoch)
+	}
+	return "this controller does not lead, and no leader is known right now"
+}
+
+// adoption: the keys of entries an earlier term left awaiting approval,
+// for the term epoch to take over (Run's goroutine).
+type adoption struct {
+	epoch uint64
+	keys  []string
+}
+
+// approvalIntent rebuilds the intent of an entry awaiting approval from
+// the request it records and this controller's rule of that name, or says
+// why it cannot be run here.
+func (d *dispatcher) approvalIntent(e *LedgerEntry) (rules.Intent, error) {
+	a := e.Approval
+	if a == nil {
+		return rules.Intent{}, errors.New("its entry holds no approval request (written by an older version)")
+	}
+	var r *rules.Rule
+	for _, x := range d.rules.Load().Rules() {
+		if x.Group == e.Group && x.Name == e.Rule {
+			r = x
+		}
+	}
+	switch {
+	case r == nil:
+		return rules.Intent{}, fmt.Errorf("rule %s/%s is not configured on this controller", e.Group, e.Rule)
+	case r.Action == nil || r.Action.Name != e.Action || r.Action.Kind != e.Kind:
+		return rules.Intent{}, fmt.Errorf("rule %s/%s no longer has the action %s (%s) here", e.Group, e.Rule, e.Action, e.Kind)
+	}
+	return rules.Intent{
+		Key: e.Key, Rule: r, Subject: e.Subject, Scope: a.Scope, Mode: r.Mode, At: a.FiredAt, Values: a.Values,
+		PredictedFailure: a.PredictedFailure, Labels: a.Labels, Annotations: a.Annotations,
+	}, nil
+}
+
+// adopt takes over, for the term epoch, the actions an earlier term left
+// awaiting approval: a recorded decision is carried out, otherwise the
+// intent waits here, its timeout counted from the original request. An
+// entry that no longer awaits approval (its old leader started it after
+// all) is abandoned like any other such entry.
+func (d *dispatcher) adopt(ctx context.Context, a adoption) {
+	for _, key := range a.keys {
+		if !d.lease.leads(a.epoch) {
+			return
+		}
+		now := d.now()
+		var in rules.Intent
+		var cause error
+		e, err := d.ledger.adopt(ctx, key, a.epoch, now, func(e *LedgerEntry) bool {
+			in, cause = d.approvalIntent(e)
+			return d.stale(e, a.epoch) && cause == nil
+		})
+		if err != nil && !errors.Is(err, errNotAdoptable) {
+			d.log.Warn("action ledger: action awaiting approval not taken over yet, retrying", "key", key, "err", err)
+			d.readopt = append(d.readopt, adoption{epoch: a.epoch, keys: []string{key}})
+			continue
+		}
+		if err != nil {
+			if _, err := d.abandonKey(ctx, key, a.epoch); err != nil {
+				d.log.Warn("action ledger: entry awaiting approval neither taken over nor abandoned", "key", key, "err", err)
+			}
+			continue
+		}
+		in.Epoch = a.epoch
+		d.seen[key] = now
+		delete(d.pending, key)
+		if ap := e.Approval; ap.Decision != "" {
+			d.log.Info("decision recorded before the leader change carried out", "key", key, "decision", ap.Decision, "by", ap.By)
+			d.carryOut(ctx, in, ap)
+			continue
+		}
+		d.pending[key] = &pendingApproval{in: in, since: e.Approval.Requested, recorded: true}
+		d.records.update(in, "awaiting_approval", "", "", now)
+		d.log.Info("action awaiting approval taken over from an earlier term", "rule", in.Rule.Name, "host", in.Subject, "key", key,
+			"requested", e.Approval.Requested, "epoch", a.epoch)
 	}
 }
 
@@ -151,4 +354,16 @@ func (l *actionLog) list() []ActionRecord {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
 	return out
+}
+
+// retryAdoptions retries the adoptions the ledger failed.
+func (d *dispatcher) retryAdoptions(ctx context.Context) {
+	if len(d.readopt) == 0 {
+		return
+	}
+	retry := d.readopt
+	d.readopt = nil
+	for _, a := range retry {
+		d.adopt(ctx, a)
+	}
 }

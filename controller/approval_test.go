@@ -30,7 +30,7 @@ func TestManualModeApproveDenyExpire(t *testing.T) {
 		t.Fatalf("records %+v", recs)
 	}
 
-	if err := h.d.Decide(ctx, "k1", "alice", "", true); err != nil {
+	if _, err := h.d.Decide(ctx, "k1", "alice", "", true); err != nil {
 		t.Fatal(err)
 	}
 	evs := h.events(t, 2)
@@ -39,11 +39,11 @@ func TestManualModeApproveDenyExpire(t *testing.T) {
 	if evs[0].Labels["approved_by"] != "alice" {
 		t.Errorf("started event labels %v, want approved_by=alice", evs[0].Labels)
 	}
-	if err := h.d.Decide(ctx, "k1", "bob", "", true); !errors.Is(err, ErrNoSuchApproval) {
+	if _, err := h.d.Decide(ctx, "k1", "bob", "", true); !errors.Is(err, ErrNoSuchApproval) {
 		t.Errorf("approving twice: %v, want ErrNoSuchApproval", err)
 	}
 
-	if err := h.d.Decide(ctx, "k2", "bob", "maintenance window", false); err != nil {
+	if _, err := h.d.Decide(ctx, "k2", "bob", "maintenance window", false); err != nil {
 		t.Fatal(err)
 	}
 	ev := h.events(t, 1)[0]

@@ -124,6 +124,7 @@ func New(cfg *Config, nc *nats.Conn, set *rules.Set, log *slog.Logger) (*Control
 	actCfg.failover = c.fo
 	c.disp = newDispatcher(actCfg, c.pub, log.With("component", "dispatcher"), c.now)
 	c.disp.lease = c.lease
+	c.disp.rules.Store(set)
 	if c.disp.cfg.rt != nil {
 		c.disp.cfg.rt.lease = c.lease
 	}
@@ -334,6 +335,7 @@ func (c *Controller) reloadRules() error {
 		return err
 	}
 	c.engine.Replace(set)
+	c.disp.rules.Store(set)
 	c.stats.RuleReloads.Add(1)
 	return nil
 }

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -41,8 +42,11 @@ type dispatcher struct {
 	startAt  time.Time // when this dispatcher was made (lease off: older entries are a previous process's)
 	lease    *lease    // nil: always leads (tests)
 	handover chan handoverIntent
-	limits   rateLimits      // Run's goroutine
-	stopping <-chan struct{} // closed when Run's ctx ends: no more retries
+	adopts   chan adoption             // entries awaiting approval an earlier term left (approval.go)
+	readopt  []adoption                // Run's goroutine: adoptions to retry (the ledger failed)
+	rules    atomic.Pointer[rules.Set] // the controller's rules: those an adopted intent runs
+	limits   rateLimits                // Run's goroutine
+	stopping <-chan struct{}           // closed when Run's ctx ends: no more retries
 
 	submitted, started, succeeded, failed, skipped, overflow atomic.Uint64
 	ledgerErrors, deferredTotal, abandoned                   atomic.Uint64
@@ -55,6 +59,7 @@ func newDispatcher(cfg ActionsConfig, pub *publisher, log *slog.Logger, now func
 		cfg: cfg, pub: pub, log: log, now: now,
 		in:       make(chan rules.Intent, 1024),
 		handover: make(chan handoverIntent, 1024),
+		adopts:   make(chan adoption),
 		sem:      make(chan struct{}, cfg.Concurrency),
 		seen:     map[string]time.Time{},
 		lastRun:  map[string]time.Time{},
@@ -111,10 +116,16 @@ func (d *dispatcher) Run(ctx context.Context) error {
 			d.dispatch(ctx, in)
 		case h := <-d.handover:
 			d.takeOver(ctx, h)
+		case a := <-d.adopts:
+			d.adopt(ctx, a)
 		case dec := <-d.decide:
-			dec.done <- d.decideApproval(ctx, dec)
+			var r decided
+			r.acted, r.err = d.decideApproval(ctx, dec)
+			dec.done <- r
 		case <-tick.C:
-			d.expireApprovals(d.now())
+			d.retryAdoptions(ctx)
+			d.pollDecisions(ctx)
+			d.expireApprovals(ctx, d.now())
 			d.retryDeferred(ctx, d.now())
 		}
 	}
@@ -152,10 +163,15 @@ func (d *dispatcher) afterClaim(ctx context.Context, in rules.Intent, now time.T
 		return
 	}
 	if r.Mode == "manual" {
+		recorded := false
 		if d.ledger != nil && !d.wait.down {
-			d.ledger.set(in, "awaiting_approval", 0, "", now)
+			if err := d.ledger.requestApproval(in, now); err != nil {
+				d.log.Warn("action ledger: approval request not recorded; it is held in this controller's memory only", "key", in.Key, "err", err)
+			} else {
+				recorded = true
+			}
 		}
-		d.await(in, now)
+		d.await(in, now, recorded)
 		return
 	}
 	d.launch(ctx, in, now, "")
@@ -217,8 +233,20 @@ func (d *dispatcher) execute(ctx context.Context, act Action, in rules.Intent, a
 		d.skip(in, OutcomeNotLeader, fmt.Sprintf("this controller no longer leads at epoch %d", in.Epoch))
 		return
 	}
-	d.started.Add(1)
 	start := d.now()
+	if d.ledger != nil {
+		// The fence: a newer term that took the action over (an approval
+		// carried over) wrote its entry at its epoch; this write is refused.
+		err := d.ledger.setErr(in, "running", 1, "", start)
+		if errors.Is(err, ErrNotLeader) {
+			d.skip(in, OutcomeNotLeader, "a newer term holds the action: "+err.Error())
+			return
+		}
+		if err != nil {
+			d.log.Warn("action ledger: write failed", "key", in.Key, "state", "running", "epoch", in.Epoch, "err", err)
+		}
+	}
+	d.started.Add(1)
 	ev := d.event(in, "started")
 	ev.Time = start
 	if approvedBy != "" {
@@ -226,9 +254,6 @@ func (d *dispatcher) execute(ctx context.Context, act Action, in rules.Intent, a
 	}
 	d.pub.Publish(ev)
 	d.records.update(in, "running", "", "", start)
-	if d.ledger != nil {
-		d.ledger.set(in, "running", 1, "", start)
-	}
 	d.log.Info("action started", "rule", in.Rule.Name, "action", in.Rule.Action.Name, "host", in.Subject, "key", in.Key)
 
 	o, attempts, err := d.attempt(ctx, act, in)

@@ -210,6 +210,14 @@ func (l *lease) Leader() (uint64, bool) {
 	return l.epoch, l.leader && time.Now().Before(l.validUntil)
 }
 
+// holderName is this controller's name ("" without a lease).
+func (l *lease) holderName() string {
+	if l == nil {
+		return ""
+	}
+	return l.name
+}
+
 // leads reports whether this controller leads at epoch.
 func (l *lease) leads(epoch uint64) bool {
 	e, ok := l.Leader()

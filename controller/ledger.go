@@ -138,10 +138,13 @@ type LedgerEntry struct {
 	// An abandoned entry keeps the epoch of the term that left it (its
 	// late outcome may still be recorded) and names the term that
 	// abandoned it in AbandonedBy (ledger_abandon.go).
-	Epoch       uint64       `json:"epoch,omitempty"`
-	AbandonedBy uint64       `json:"abandoned_by,omitempty"`
-	Updated     time.Time    `json:"updated"`
-	History     []LedgerStep `json:"history"`
+	Epoch       uint64 `json:"epoch,omitempty"`
+	AbandonedBy uint64 `json:"abandoned_by,omitempty"`
+	// Approval: of a manual-mode action, the request and the operator's
+	// decision once given (ledger_approval.go).
+	Approval *LedgerApproval `json:"approval,omitempty"`
+	Updated  time.Time       `json:"updated"`
+	History  []LedgerStep    `json:"history"`
 }
 
 // LedgerStep is one state change of an entry.
@@ -258,40 +261,64 @@ func (l *ledger) lastOf(ctx context.Context, in rules.Intent) (*ledgerLast, erro
 // set moves in's entry to state: a compare-and-swap on the entry's
 // revision, refused when a controller at a newer epoch wrote the entry.
 func (l *ledger) set(in rules.Intent, state string, attempts int, errText string, now time.Time) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for try := 0; ; try++ {
-		err := l.setOnce(ctx, in, state, attempts, errText, now)
-		if err == nil {
-			return
-		}
-		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) || try >= 3 {
-			l.log.Warn("action ledger: write failed", "key", in.Key, "state", state, "epoch", in.Epoch, "err", err)
-			return
-		}
+	if err := l.setErr(in, state, attempts, errText, now); err != nil {
+		l.log.Warn("action ledger: write failed", "key", in.Key, "state", state, "epoch", in.Epoch, "err", err)
 	}
 }
 
-func (l *ledger) setOnce(ctx context.Context, in rules.Intent, state string, attempts int, errText string, now time.Time) error {
-	e, rev, err := l.getRev(ctx, in.Key)
-	if err != nil || e == nil {
-		e, rev = newLedgerEntry(in, state, now), 0
-	}
-	if e.Epoch > in.Epoch {
-		return fmt.Errorf("%w: entry written at epoch %d, this write is of epoch %d", ErrNotLeader, e.Epoch, in.Epoch)
-	}
-	e.State, e.Updated, e.Error, e.Epoch = state, now, errText, in.Epoch
-	if attempts > 0 {
-		e.Attempts = attempts
-	}
-	e.History = append(e.History, LedgerStep{State: state, At: now})
-	b, _ := json.Marshal(e)
-	if rev == 0 {
-		_, err = l.kv.Create(ctx, ledgerKey(in.Key), b)
-	} else {
-		_, err = l.kv.Update(ctx, ledgerKey(in.Key), b, rev)
-	}
+// setErr is set returning why the entry was not written; ErrNotLeader
+// when a controller at a newer epoch wrote it.
+func (l *ledger) setErr(in rules.Intent, state string, attempts int, errText string, now time.Time) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := l.change(ctx, in.Key, func(e *LedgerEntry) (*LedgerEntry, error) {
+		if e == nil {
+			e = newLedgerEntry(in, state, now)
+		} else {
+			if e.Epoch > in.Epoch {
+				return nil, fmt.Errorf("%w: entry written at epoch %d, this write is of epoch %d", ErrNotLeader, e.Epoch, in.Epoch)
+			}
+			e.State, e.Updated, e.Epoch = state, now, in.Epoch
+			e.History = append(e.History, LedgerStep{State: state, At: now})
+		}
+		e.Error = errText
+		if attempts > 0 {
+			e.Attempts = attempts
+		}
+		return e, nil
+	})
 	return err
+}
+
+// change applies fn to intentKey's entry (nil when there is none) and
+// writes what fn returns in a compare-and-swap on the revision read; when
+// another writer came first it reads and applies fn again (at most four
+// times). An error of fn writes nothing and is returned as is.
+func (l *ledger) change(ctx context.Context, intentKey string, fn func(*LedgerEntry) (*LedgerEntry, error)) (*LedgerEntry, error) {
+	for try := 0; ; try++ {
+		e, rev, err := l.getRev(ctx, intentKey)
+		if err != nil {
+			return nil, err
+		}
+		if e, err = fn(e); err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("action ledger entry %s: %w", intentKey, err)
+		}
+		if rev == 0 {
+			_, err = l.kv.Create(ctx, ledgerKey(intentKey), b)
+		} else {
+			_, err = l.kv.Update(ctx, ledgerKey(intentKey), b, rev)
+		}
+		if err == nil {
+			return e, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) || try >= 3 {
+			return nil, err
+		}
+	}
 }
 
 // get returns the entry of intentKey, nil when there is none.

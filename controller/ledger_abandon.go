@@ -26,7 +26,11 @@ import (
 // entry keeps the epoch of the term that left it, so that if that
 // controller is alive and its action ends after all, its outcome is still
 // recorded over "abandoned". Actions of this very process (running when it
-// lost and regained the lease) are left alone.
+// lost and regained the lease) are left alone. Entries awaiting approval
+// are not abandoned but taken over, their recorded decision carried out
+// (ledger_approval.go), unless this controller cannot run them (the rule
+// or its action is not configured here, or the entry predates recorded
+// approvals).
 
 // Ledger state and event outcome of such an entry.
 const (
@@ -123,28 +127,75 @@ func (d *dispatcher) stale(e *LedgerEntry, epoch uint64) bool {
 }
 
 // abandonStale marks the stale entries abandoned and returns how many.
+// Those awaiting approval that this controller can run are not: they go
+// to Run's goroutine to be taken over (approval.go).
 func (d *dispatcher) abandonStale(ctx context.Context, epoch uint64) (int, error) {
-	keys, err := d.ledger.entryKeys(ctx, func(e *LedgerEntry) bool { return d.stale(e, epoch) })
+	entries, err := d.ledger.entries(ctx, func(e *LedgerEntry) bool { return d.stale(e, epoch) })
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	for _, k := range keys {
-		e, err := d.ledger.abandon(ctx, k, epoch, d.now(), func(e *LedgerEntry) bool { return d.stale(e, epoch) })
+	var adopt []string
+	for _, e := range entries {
+		if d.adoptable(e) {
+			adopt = append(adopt, e.Key)
+			continue
+		}
+		ok, err := d.abandonKey(ctx, e.Key, epoch)
 		if err != nil {
 			return n, err
 		}
-		if e != nil {
+		if ok {
 			n++
-			d.abandoned.Add(1)
-			d.publishAbandoned(e, epoch)
+		}
+	}
+	if len(adopt) > 0 {
+		select {
+		case d.adopts <- adoption{epoch: epoch, keys: adopt}:
+		case <-ctx.Done():
+			return n, ctx.Err()
 		}
 	}
 	return n, nil
 }
 
-// entryKeys returns the intent keys of the entries for which keep holds.
-func (l *ledger) entryKeys(ctx context.Context, keep func(*LedgerEntry) bool) ([]string, error) {
+// adoptable reports whether e awaits approval with a request this
+// controller can run.
+func (d *dispatcher) adoptable(e *LedgerEntry) bool {
+	if e.State != "awaiting_approval" {
+		return false
+	}
+	_, err := d.approvalIntent(e)
+	return err == nil
+}
+
+// abandonKey marks intentKey's entry abandoned by the term epoch if it is
+// stale (and not one awaiting approval this controller can take over),
+// counts it and publishes the event; it reports whether it did.
+func (d *dispatcher) abandonKey(ctx context.Context, intentKey string, epoch uint64) (bool, error) {
+	e, err := d.ledger.abandon(ctx, intentKey, epoch, d.now(), func(e *LedgerEntry) string {
+		if !d.stale(e, epoch) {
+			return ""
+		}
+		if e.State == "awaiting_approval" {
+			_, cause := d.approvalIntent(e)
+			if cause == nil {
+				return "" // taken over instead
+			}
+			return abandonReason(e.State, e.Epoch) + " (" + cause.Error() + ")"
+		}
+		return abandonReason(e.State, e.Epoch)
+	})
+	if err != nil || e == nil {
+		return false, err
+	}
+	d.abandoned.Add(1)
+	d.publishAbandoned(e, epoch)
+	return true, nil
+}
+
+// entries returns the ledger entries for which keep holds.
+func (l *ledger) entries(ctx context.Context, keep func(*LedgerEntry) bool) ([]*LedgerEntry, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	w, err := l.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
@@ -152,7 +203,7 @@ func (l *ledger) entryKeys(ctx context.Context, keep func(*LedgerEntry) bool) ([
 		return nil, fmt.Errorf("action ledger: scan: %w", err)
 	}
 	defer func() { _ = w.Stop() }()
-	var out []string
+	var out []*LedgerEntry
 	for {
 		select {
 		case kve, ok := <-w.Updates():
@@ -167,7 +218,7 @@ func (l *ledger) entryKeys(ctx context.Context, keep func(*LedgerEntry) bool) ([
 			}
 			var e LedgerEntry
 			if json.Unmarshal(kve.Value(), &e) == nil && keep(&e) {
-				out = append(out, e.Key)
+				out = append(out, &e)
 			}
 		case <-ctx.Done():
 			return nil, fmt.Errorf("action ledger: scan: %w", ctx.Err())
@@ -175,19 +226,23 @@ func (l *ledger) entryKeys(ctx context.Context, keep func(*LedgerEntry) bool) ([
 	}
 }
 
-// abandon marks intentKey's entry abandoned by the term epoch if stale
-// still holds, in a compare-and-swap write; it returns the entry written,
-// nil when the entry no longer qualifies.
-func (l *ledger) abandon(ctx context.Context, intentKey string, epoch uint64, now time.Time, stale func(*LedgerEntry) bool) (*LedgerEntry, error) {
+// abandon marks intentKey's entry abandoned by the term epoch, with the
+// reason why returns for it ("": the entry no longer qualifies), in a
+// compare-and-swap write; it returns the entry written, nil when the entry
+// no longer qualifies.
+func (l *ledger) abandon(ctx context.Context, intentKey string, epoch uint64, now time.Time, why func(*LedgerEntry) string) (*LedgerEntry, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for try := 0; ; try++ {
 		e, rev, err := l.getRev(ctx, intentKey)
-		if err != nil || e == nil || !stale(e) {
+		if err != nil || e == nil {
 			return nil, err
 		}
-		prev := e.State
-		e.Error = abandonReason(prev, e.Epoch)
+		reason := why(e)
+		if reason == "" {
+			return nil, nil
+		}
+		e.Error = reason
 		e.State, e.Updated, e.AbandonedBy = StateAbandoned, now, epoch
 		e.History = append(e.History, LedgerStep{State: StateAbandoned, At: now})
 		b, _ := json.Marshal(e)
@@ -210,7 +265,7 @@ func abandonReason(state string, epoch uint64) string {
 	case "running", "retrying":
 		return "left " + state + " by " + term + ", which stopped before recording an outcome: the action may have run partly, completely or not at all; not re-run automatically, check and re-run by hand if needed"
 	case "awaiting_approval":
-		return "awaited approval on " + term + ", which stopped: approvals are not carried over; not run"
+		return "awaited approval on " + term + ", which stopped, and cannot be taken over here: not run"
 	}
 	return "claimed by " + term + ", which stopped before recording a start: it most likely did not run; not re-run automatically"
 }

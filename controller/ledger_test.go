@@ -200,7 +200,7 @@ func TestLedgerSettlesDeniedAndExpiredApprovals(t *testing.T) {
 	if s := state("g/r/web-1/1"); s != "awaiting_approval" {
 		t.Fatalf("state %q, want awaiting_approval", s)
 	}
-	if err := h.d.Decide(context.Background(), "g/r/web-1/1", "bob", "", false); err != nil {
+	if _, err := h.d.Decide(context.Background(), "g/r/web-1/1", "bob", "", false); err != nil {
 		t.Fatal(err)
 	}
 	h.offset.Store(int64(2 * time.Hour))

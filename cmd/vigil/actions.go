@@ -106,6 +106,9 @@ func cmdDecide(approve bool, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: %s\n", out["status"], out["key"])
+	if out["note"] != "" {
+		fmt.Fprintln(stdout, out["note"])
+	}
 	return 0
 }
 

@@ -97,8 +97,8 @@ func TestStatusActionsApprove(t *testing.T) {
 	if out, code := cli("approve", "--by", "alice", key); code != 0 || !strings.Contains(out, "approved: "+key) {
 		t.Fatalf("approve: code %d: %s", code, out)
 	}
-	if out, code := cli("approve", "--by", "alice", key); code != 1 || !strings.Contains(out, "404") {
-		t.Fatalf("second approve: code %d: %s, want a 404 error", code, out)
+	if out, code := cli("approve", "--by", "bob", key); code != 1 || !strings.Contains(out, "409") || !strings.Contains(out, "approved by alice") {
+		t.Fatalf("second approve: code %d: %s, want a 409 error naming alice's approval", code, out)
 	}
 	for {
 		out, _ := cli("actions")
