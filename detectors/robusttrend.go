@@ -227,12 +227,11 @@ type RobustTrend struct {
 	prevX      float64 // (its value, on the current level: moved with the steps)
 	prevBig    bool    // the last accepted sample was a large move (part of a ramp)
 	accepted   int64
-	absR, absD float64 // discounted E|r|, E|d|
-	rr, r2     float64 // discounted E[r·r_prev], E[r²] for ρ
-	prevR      float64
-	sw         float64 // discounted count of the samples in absR, absD, rr, r2
-	prior      float64 // weight of ρ's prior: 1 at the first sample, discounted since
-	side       int     // consecutive outlying residuals on one side: + above, − below
+	absR, absD absScale // σ and σ_d: discounted E|r|, E|d|
+	res        lag1     // ρ̂ of the clipped residuals
+	sw         float64  // discounted count of the samples in absR, absD, res
+	prior      float64  // weight of ρ's prior: 1 at the first sample, discounted since
+	side       int      // consecutive outlying residuals on one side: + above, − below
 
 	pending    bool // a sample is held back
 	pendT      int64
@@ -249,10 +248,10 @@ type RobustTrend struct {
 // envelope is the slow baseline and the peak height above it.
 type envelope struct {
 	base        Trend
-	absLow      float64 // discounted E|r_b| over residuals below the baseline
-	rr, r2, pr  float64 // discounted E[r·r_prev], E[r²], r_prev of clipped baseline residuals
-	peak        float64 // J
-	first, last int64   // the first and newest sample since the last reset
+	absLow      absScale // σ_b: discounted E|r_b| over residuals below the baseline
+	res         lag1     // ρ_b of the clipped baseline residuals
+	peak        float64  // J
+	first, last int64    // the first and newest sample since the last reset
 	n           int64
 }
 
@@ -325,14 +324,13 @@ func (rt *RobustTrend) process(t int64, x float64, judged bool) {
 	d := x - rt.prevX - b*dt
 	r := x - rt.fit.Level(t)
 	warm := rt.accepted >= int64(rt.fit.cfg.MinSamples)
-	sd := 1.2533 * rt.absD
-	big := warm && math.Abs(d) > rt.cfg.Jump*sd
+	big := warm && math.Abs(d) > rt.cfg.Jump*rt.absD.sigma()
 	if big && !judged && !rt.prevBig {
 		rt.pending, rt.pendT, rt.pendX, rt.pendD = true, t, x, d
 		return
 	}
 	w := 1.0
-	sig := 1.2533 * rt.absR
+	sig := rt.absR.sigma()
 	if warm && math.Abs(r) > rt.cfg.Huber*sig {
 		w = rt.cfg.Huber * sig / math.Abs(r)
 		rt.side = nextSide(rt.side, r)
@@ -373,20 +371,9 @@ func (rt *RobustTrend) updateScales(dt, r, d float64) {
 	rt.sw = rt.sw*dec + 1 // discounted count: plain means while few samples are in
 	rt.prior *= dec
 	a := 1 / rt.sw
-	clip := func(v, m float64) float64 {
-		v = math.Abs(v)
-		if lim := 4 * 1.2533 * m; m > 0 && v > lim {
-			return lim
-		}
-		return v
-	}
-	rc := clip(r, rt.absR)
-	rt.absR += a * (rc - rt.absR)
-	rt.absD += a * (clip(d, rt.absD) - rt.absD)
-	rcs := math.Copysign(rc, r)
-	rt.rr += a * (rcs*rt.prevR - rt.rr)
-	rt.r2 += a * (rcs*rcs - rt.r2)
-	rt.prevR = rcs
+	rc := rt.absR.add(r, a)
+	rt.absD.add(d, a)
+	rt.res.add(math.Copysign(rc, r), a)
 }
 
 // variance returns k·σ² (see the type's documentation).
@@ -405,11 +392,8 @@ const (
 // spread returns k·σ² and the degrees of freedom ν of the confidence's t tail (see the
 // type's documentation).
 func (rt *RobustTrend) spread() (v, nu float64) {
-	sig := 1.2533 * rt.absR
-	rho := 0.0
-	if rt.r2 > 0 {
-		rho = math.Max(0, rt.rr/rt.r2)
-	}
+	sig := rt.absR.sigma()
+	rho := rt.res.rho()
 	p := rt.prior
 	rk := (1-p)*math.Min(rhoMax, rho) + p*rhoPrior   // ρ of k
 	rn := (1-p)*math.Min(rhoPrior, rho) + p*rhoPrior // ρ of ν
@@ -441,7 +425,7 @@ func (rt *RobustTrend) observeEnvelope(t int64, x float64) {
 	dt := float64(t-e.last) / 1e9
 	r := x - e.base.Level(t)
 	warm := e.n >= int64(rt.cfg.MinSamples)
-	sig := 1.2533 * e.absLow
+	sig := e.absLow.sigma()
 	w := 1.0
 	if warm && sig > 0 {
 		if lim := rt.cfg.BaseHuber * sig; r > lim {
@@ -461,19 +445,9 @@ func (rt *RobustTrend) observeEnvelope(t int64, x float64) {
 		a = aw
 	}
 	if r < 0 {
-		v := -r
-		if lim := 4 * 1.2533 * e.absLow; e.absLow > 0 && v > lim {
-			v = lim
-		}
-		e.absLow += a * (v - e.absLow)
+		e.absLow.add(r, a)
 	}
-	rc := r
-	if lim := 4 * 1.2533 * e.absLow; e.absLow > 0 && math.Abs(rc) > lim {
-		rc = math.Copysign(lim, rc)
-	}
-	e.rr += a * (rc*e.pr - e.rr)
-	e.r2 += a * (rc*rc - e.r2)
-	e.pr = rc
+	e.res.add(math.Copysign(e.absLow.clip(r), r), a)
 	if !warm || sig == 0 {
 		return
 	}
@@ -497,17 +471,14 @@ func (rt *RobustTrend) envelopeETA(now int64, level float64, horizon time.Durati
 		return Forecast{} // the level is below the series: the envelope watches peaks only
 	}
 	target := level - e.peak
-	rho := 0.0
-	if e.r2 > 0 {
-		rho = math.Min(baseRhoMax, math.Max(0, e.rr/e.r2))
-	}
+	rho := math.Min(baseRhoMax, e.res.rho())
 	s2 := e.base.resVar() * (1 + rho) / (1 - rho)
 	b := e.base.Slope()
 	se := math.Sqrt(math.Max(0, s2*e.base.q/(e.base.cuu*e.base.cuu)))
 	if !(b > 0) {
 		return Forecast{}
 	}
-	fc := Forecast{Confidence: normCDF(b / se), OK: true}
+	fc := Forecast{OK: true}
 	if gap := target - e.base.Level(now); gap > 0 {
 		eta := gap / b * 1e9
 		if !(eta < math.MaxInt64) {
@@ -515,7 +486,7 @@ func (rt *RobustTrend) envelopeETA(now int64, level float64, horizon time.Durati
 		}
 		fc.ETA = time.Duration(eta)
 	}
-	fc.Confidence = math.Min(fc.Confidence, e.base.crossProbWith(now, target, 1, horizon, s2, math.Inf(1)))
+	fc.Confidence = math.Min(normCDF(b/se), e.base.crossProbWith(now, target, 1, horizon, s2, math.Inf(1)))
 	return fc
 }
 
@@ -534,11 +505,22 @@ func (rt *RobustTrend) ETA(now int64, level float64) Forecast {
 		return Forecast{}
 	}
 	k, nu := rt.spread()
-	fc := rt.fit.etaWith(now, level, k, nu)
-	if m := 1.2533 * rt.absR * rt.cfg.Margin; fc.OK && fc.ETA > 0 && m > 0 {
+	fc, z, ok := rt.eta(now, level, k)
+	if ok {
+		fc.Confidence = studentCDF(z, nu)
+	}
+	return fc
+}
+
+// eta is ETA before its Confidence, with k·σ² given: fc's ETA and OK, and the standardised
+// slope z whose t distribution function is the Confidence; ok false: no forecast at all (see
+// Trend.etaZ). The caller checked Ready.
+func (rt *RobustTrend) eta(now int64, level, k float64) (fc Forecast, z float64, ok bool) {
+	fc, z, ok = rt.fit.etaZ(now, level, k)
+	if m := rt.margin(); fc.OK && fc.ETA > 0 && m > 0 {
 		// The noisy series reaches the level about when its fitted line is m short of it.
 		dir := math.Copysign(1, level-rt.fit.mx)
-		if e := rt.fit.etaWith(now, level-dir*m, k, math.Inf(1)); e.OK { // (its confidence is not used)
+		if e, _, _ := rt.fit.etaZ(now, level-dir*m, k); e.OK {
 			fc.ETA = e.ETA
 		} else {
 			fc.ETA = 0
@@ -547,8 +529,12 @@ func (rt *RobustTrend) ETA(now int64, level float64) Forecast {
 	if fc.OK && fc.ETA > 0 && (rt.prevX-level)*math.Copysign(1, level-rt.fit.mx) >= 0 {
 		fc.ETA = 0 // the newest sample is already there, whatever the lagging line says
 	}
-	return fc
+	return fc, z, ok
 }
+
+// margin returns Margin·σ, how far short of a level the fitted line is when the noisy series
+// first reaches it.
+func (rt *RobustTrend) margin() float64 { return rt.absR.sigma() * rt.cfg.Margin }
 
 // ETAWithin is ETA with the Confidence replaced by the probability that the series reaches
 // level within horizon of now: that the fitted line, with k·σ² as residual variance, is
@@ -557,13 +543,21 @@ func (rt *RobustTrend) ETAWithin(now int64, level float64, horizon time.Duration
 	if !finite(level) {
 		return Forecast{}
 	}
-	fc := rt.ETA(now, level)
-	if fc.OK {
-		dir := rt.fit.dirTo(level)
-		target := level - dir*1.2533*rt.absR*rt.cfg.Margin
+	var fc Forecast
+	if rt.fit.Ready() {
 		k, nu := rt.spread()
-		p := rt.fit.crossProbWith(now, target, dir, horizon, k, nu)
-		fc.Confidence = math.Min(fc.Confidence, p)
+		var z float64
+		var ok bool
+		fc, z, ok = rt.eta(now, level, k)
+		if ok {
+			t := newTDist(nu) // one t distribution for ETA's Confidence and the crossing's
+			fc.Confidence = t.cdf(z)
+			if fc.OK {
+				dir := rt.fit.dirTo(level)
+				p := t.cdf(rt.fit.crossZ(now, level-dir*rt.margin(), dir, horizon, k))
+				fc.Confidence = math.Min(fc.Confidence, p)
+			}
+		}
 	}
 	if ef := rt.envelopeETA(now, level, horizon); ef.OK && (!fc.OK || ef.Confidence > fc.Confidence) {
 		if fc.OK && fc.ETA < ef.ETA {
@@ -620,15 +614,14 @@ type ramp struct {
 	bN     float64 // samples in the open block (0: none)
 	bT, bX float64 // their sums of (t − bStart) seconds and of x
 
-	ts    [maxRampBlocks]int64 // block mean times, ring
+	ring  blockRing            // the window: the newest RampBlocks block means, in ts, xs
+	ts    [maxRampBlocks]int64 // block mean times
 	xs    [maxRampBlocks]float64
-	head  int   // next slot
-	n     int   // block means in the ring
 	lastT int64 // time of the newest block mean
 
-	absD2  float64 // discounted E|Δ²m| of successive block means
-	absT   float64 // discounted E|t| of the window statistics
-	scored int64   // windows scored
+	absD2  absScale // discounted E|Δ²m| of successive block means
+	absT   absScale // discounted E|t| of the window statistics
+	scored int64    // windows scored
 
 	zs   [rampPersist + 1]float64 // the newest windows' z, ring
 	zn   int
@@ -649,7 +642,8 @@ func (rt *RobustTrend) observeRamp(t int64, x float64) {
 	if r.bN > 0 && t-r.bStart >= int64(rt.cfg.RampBlock) {
 		if last := r.bStart + int64(r.bT/r.bN*1e9); t-last > rt.rampGap() {
 			// A gap: the open block is stale and the window afresh (the scales stay).
-			r.n, r.zn, r.ok = 0, 0, false
+			r.ring.clear()
+			r.zn, r.ok = 0, false
 		} else {
 			rt.closeBlock(last, r.bX/r.bN)
 		}
@@ -673,8 +667,9 @@ func (rt *RobustTrend) rampGap() int64 {
 func (rt *RobustTrend) closeBlock(t int64, x float64) {
 	r := &rt.ramp
 	m := rt.cfg.RampBlocks
-	if r.n > 0 && t-r.lastT > rt.rampGap() {
-		r.n, r.zn, r.ok = 0, 0, false // a gap: the window starts afresh (the scales stay)
+	if r.ring.n > 0 && t-r.lastT > rt.rampGap() {
+		r.ring.clear() // a gap: the window starts afresh (the scales stay)
+		r.zn, r.ok = 0, false
 	}
 	a := 1.0 // weight of this block in the discounted scales: plain means while few are in
 	if r.scored > 0 {
@@ -683,30 +678,23 @@ func (rt *RobustTrend) closeBlock(t int64, x float64) {
 			a = aw
 		}
 	}
-	if r.n >= 2 {
-		d2 := math.Abs(x - 2*r.xs[(r.head+m-1)%m] + r.xs[(r.head+m-2)%m])
-		if lim := 4 * 1.2533 * r.absD2; r.absD2 > 0 && d2 > lim {
-			d2 = lim
-		}
-		r.absD2 += a * (d2 - r.absD2)
+	if r.ring.n >= 2 {
+		r.absD2.add(x-2*r.xs[r.ring.back(0, m)]+r.xs[r.ring.back(1, m)], a)
 	}
 	r.lastT = t
-	r.ts[r.head], r.xs[r.head] = t, x
-	r.head = (r.head + 1) % m
-	if r.n < m {
-		r.n++
-	}
+	j := r.ring.push(m)
+	r.ts[j], r.xs[j] = t, x
 	r.ok = false
-	if r.n < m {
+	if r.ring.n < m {
 		return
 	}
 	b, xx, mu, my, ok := rt.fitWindow(t, x)
-	sblk := 1.2533 * r.absD2 / math.Sqrt(6) // the block means' noise, were they independent
+	sblk := r.absD2.sigma() / math.Sqrt(6) // the block means' noise, were they independent
 	if !ok || !(sblk > 0) {
 		return
 	}
 	tb := b * math.Sqrt(xx) / sblk // the slope's t statistic for independent block means
-	s := 1.2533 * r.absT
+	s := r.absT.sigma()
 	z := 0.0
 	if r.scored > 0 && s > 0 {
 		z = tb / s
@@ -728,11 +716,7 @@ func (rt *RobustTrend) closeBlock(t int64, x float64) {
 			r.zmin = v
 		}
 	}
-	v := math.Abs(tb)
-	if s > 0 && v > 4*s {
-		v = 4 * s
-	}
-	r.absT += a * (v - r.absT)
+	r.absT.add(tb, a)
 	r.scored++
 	r.ok = r.scored >= rampMinScored && s > 0
 }
@@ -748,7 +732,7 @@ func (rt *RobustTrend) fitWindow(t int64, x float64) (b, xx, mu, my float64, ok 
 	m := rt.cfg.RampBlocks
 	var p [6][maxRampBlocks + 1]float64 // prefix sums of 1, u, y, u², u·y, y²
 	for i := 0; i < m; i++ {
-		j := (r.head + i) % m
+		j := r.ring.back(m-1-i, m)
 		u, y := float64(r.ts[j]-t)/1e9, r.xs[j]-x
 		p[0][i+1] = p[0][i] + 1
 		p[1][i+1] = p[1][i] + u
@@ -805,7 +789,7 @@ func (rt *RobustTrend) rampETA(now int64, level float64, horizon time.Duration) 
 	if !(z > 0) {
 		return Forecast{}
 	}
-	target := level - dir*1.2533*rt.absR*rt.cfg.Margin
+	target := level - dir*rt.margin()
 	h := math.Min(horizon.Seconds(), float64(rt.cfg.RampBlocks)*rt.cfg.RampBlock.Seconds())
 	gap := dir * (target - y)
 	fc := Forecast{OK: true,

@@ -112,13 +112,12 @@ type SaturatingTrend struct {
 	slow RobustTrend
 	blk  int64 // Block in ns
 
-	cur   int64   // index of the current (open) block: t / Block
-	sum   float64 // of the current block's values
-	cnt   int     // samples in the current block
-	last  int64   // index of the newest closed block
+	cur   int64     // index of the current (open) block: t / Block
+	sum   float64   // of the current block's values
+	cnt   int       // samples in the current block
+	last  int64     // index of the newest closed block
+	ring  blockRing // the newest closed blocks' means, in means
 	means [maxBlocks]float64
-	head  int // ring position of the newest closed block
-	nb    int // closed blocks in the ring
 	lastT int64
 	seen  bool
 	absD  float64 // discounted E|D|, D the change between successive block means
@@ -159,22 +158,22 @@ func (st *SaturatingTrend) Observe(t int64, x float64) {
 func (st *SaturatingTrend) closeBlock(b int64) {
 	m := st.sum / float64(st.cnt)
 	gap := st.cur - st.last - 1 // empty blocks before the closing one
+	prev := st.means[st.ring.back(0, maxBlocks)]
 	switch {
-	case st.nb == 0 || gap >= maxBlocks:
-		st.nb = 0
+	case st.ring.n == 0 || gap >= maxBlocks:
+		st.ring.clear()
 	case gap > 0:
-		prev := st.means[st.head]
 		for i := int64(1); i <= gap; i++ {
-			st.push(prev + (m-prev)*float64(i)/float64(gap+1))
+			st.means[st.ring.push(maxBlocks)] = prev + (m-prev)*float64(i)/float64(gap+1)
 		}
 	}
-	if st.nb > 0 && gap == 0 {
-		st.noteDiff(m - st.means[st.head])
+	if st.ring.n > 0 && gap == 0 {
+		st.noteDiff(m - prev)
 	}
 	if st.slow.Ready() {
 		st.noteSlope(st.slow.Slope())
 	}
-	st.push(m)
+	st.means[st.ring.push(maxBlocks)] = m
 	st.last, st.cur, st.sum, st.cnt = st.cur, b, 0, 0
 }
 
@@ -208,18 +207,10 @@ func (st *SaturatingTrend) noteSlope(b float64) {
 	st.absB += a * (dev - st.absB)
 }
 
-func (st *SaturatingTrend) push(m float64) {
-	st.head = (st.head + 1) % maxBlocks
-	st.means[st.head] = m
-	if st.nb < maxBlocks {
-		st.nb++
-	}
-}
-
 // recent copies the latest n closed block means, oldest first, into buf.
 func (st *SaturatingTrend) recent(buf *[maxBlocks]float64, n int) []float64 {
 	for i := 0; i < n; i++ {
-		buf[n-1-i] = st.means[(st.head-i+maxBlocks)%maxBlocks]
+		buf[n-1-i] = st.means[st.ring.back(i, maxBlocks)]
 	}
 	return buf[:n]
 }
@@ -278,7 +269,7 @@ func (st *SaturatingTrend) ETAWithin(now int64, level float64, horizon time.Dura
 
 // forecast is ETA (horizon < 0) or ETAWithin.
 func (st *SaturatingTrend) forecast(now int64, level float64, horizon time.Duration) Forecast {
-	if !finite(level) || st.nb < st.cfg.FastBlocks {
+	if !finite(level) || st.ring.n < st.cfg.FastBlocks {
 		return Forecast{}
 	}
 	var fs Forecast
@@ -288,9 +279,8 @@ func (st *SaturatingTrend) forecast(now int64, level float64, horizon time.Durat
 		fs = st.slow.ETAWithin(now, level, horizon)
 	}
 	var buf [maxBlocks]float64
-	dir := math.Copysign(1, level-st.means[st.head])
-	sigma := 1.2533 * st.slow.absR
-	target := level - dir*st.cfg.Slow.Margin*sigma
+	dir := math.Copysign(1, level-st.means[st.ring.back(0, maxBlocks)])
+	target := level - dir*st.slow.margin()
 	// Fast ramp: the latest FastBlocks means lie on a line heading for the level.
 	fm := st.recent(&buf, st.cfg.FastBlocks)
 	ff := fitShape(fm)
@@ -327,7 +317,7 @@ func (st *SaturatingTrend) Predict(now int64, horizon time.Duration) (value, lo,
 }
 
 // Ready reports whether the warm-up is over.
-func (st *SaturatingTrend) Ready() bool { return st.slow.Ready() && st.nb >= st.cfg.FastBlocks }
+func (st *SaturatingTrend) Ready() bool { return st.slow.Ready() && st.ring.n >= st.cfg.FastBlocks }
 
 // Slope returns the slow trend's slope in units per second.
 func (st *SaturatingTrend) Slope() float64 { return st.slow.Slope() }

@@ -112,18 +112,18 @@ func TestSaturatingTrendGaps(t *testing.T) {
 	st := NewSaturatingTrend(DefaultSaturatingTrendConfig())
 	feedLine(st, 1, 0, 3600, 10, 50, 0.005, 0.1)
 	feedLine(st, 1, 3600+1200, 7200, 10, 50, 0.005, 0.1)
-	if st.nb < 16 {
-		t.Errorf("ring has %d blocks after a 20 min gap", st.nb)
+	if st.ring.n < 16 {
+		t.Errorf("ring has %d blocks after a 20 min gap", st.ring.n)
 	}
-	for j := 1; j < st.nb; j++ { // bridged linearly: every change about 0.005·300
-		d := st.means[(st.head-j+1+maxBlocks)%maxBlocks] - st.means[(st.head-j+maxBlocks)%maxBlocks]
+	for j := 1; j < st.ring.n; j++ { // bridged linearly: every change about 0.005·300
+		d := st.means[st.ring.back(j-1, maxBlocks)] - st.means[st.ring.back(j, maxBlocks)]
 		if math.Abs(d-1.5) > 0.3 {
 			t.Errorf("block change %d = %v, want ≈ 1.5", j, d)
 		}
 	}
 	feedLine(st, 1, 7200+6*3600, 7200+6*3600+600, 10, 50, 0.005, 0.1)
-	if st.nb > 2 || st.ETA(at(7200+6*3600+600), 100).OK {
-		t.Errorf("after a 6 h gap: %d blocks, forecast %+v", st.nb, st.ETA(at(7200+6*3600+600), 100))
+	if st.ring.n > 2 || st.ETA(at(7200+6*3600+600), 100).OK {
+		t.Errorf("after a 6 h gap: %d blocks, forecast %+v", st.ring.n, st.ETA(at(7200+6*3600+600), 100))
 	}
 }
 

@@ -231,30 +231,42 @@ func (tr *Trend) ETA(now int64, level float64) Forecast {
 // etaWith is ETA with the residual variance s2 given, the Confidence Student-t with nu
 // degrees of freedom instead of normal (nu = +Inf: Trend's Φ); the caller checked Ready.
 func (tr *Trend) etaWith(now int64, level, s2, nu float64) Forecast {
+	fc, z, ok := tr.etaZ(now, level, s2)
+	if !ok {
+		return Forecast{}
+	}
+	fc.Confidence = studentCDF(z, nu)
+	return fc
+}
+
+// etaZ is etaWith before the distribution: fc's ETA and OK are etaWith's, z = dir·β/√Var β is
+// the standardised slope whose distribution function is the Confidence; ok is false when
+// β = 0 (no forecast at all).
+func (tr *Trend) etaZ(now int64, level, s2 float64) (fc Forecast, z float64, ok bool) {
 	b := tr.cux / tr.cuu
 	if b == 0 {
-		return Forecast{}
+		return Forecast{}, 0, false
 	}
 	dir := math.Copysign(1, level-tr.mx) // direction from where the series comes from
 	if level == tr.mx {
 		dir = math.Copysign(1, b)
 	}
 	se := math.Sqrt(math.Max(0, s2*tr.q/(tr.cuu*tr.cuu)))
-	fc := Forecast{Confidence: studentCDF(dir*b/se, nu)}
+	z = dir * b / se
 	if b*dir < 0 {
-		return fc // moving away
+		return fc, z, true // moving away
 	}
 	gap := level - tr.Level(now)
 	if gap*dir <= 0 {
 		fc.OK = true // already at or past the level
-		return fc
+		return fc, z, true
 	}
 	eta := gap / b * 1e9
 	if !(eta < math.MaxInt64) {
-		return fc // ~flat: beyond time.Duration's range
+		return fc, z, true // ~flat: beyond time.Duration's range
 	}
 	fc.ETA, fc.OK = time.Duration(eta), true
-	return fc
+	return fc, z, true
 }
 
 // ETAWithin is ETA with the Confidence replaced by the probability that the series reaches
@@ -283,17 +295,24 @@ func (tr *Trend) dirTo(level float64) float64 {
 // unlike ETA's Confidence, which only asks whether the slope points the right way. The caller
 // checked Ready. nu: as etaWith's (Trend itself passes +Inf).
 func (tr *Trend) crossProbWith(now int64, target, dir float64, horizon time.Duration, s2, nu float64) float64 {
+	return studentCDF(tr.crossZ(now, target, dir, horizon, s2), nu)
+}
+
+// crossZ is crossProbWith before the distribution: the standardised distance
+// dir·(x̂(now+h) − target)/√Var x̂(now+h), ±Inf when the variance is 0 (+Inf when the line
+// is there).
+func (tr *Trend) crossZ(now int64, target, dir float64, horizon time.Duration, s2 float64) float64 {
 	b := tr.cux / tr.cuu
 	v := tr.age(now) + horizon.Seconds() - tr.mu // distance from ū
 	z := dir * (tr.mx + b*v - target)
 	fit := s2 * (tr.w2/(tr.s0*tr.s0) + 2*v*tr.a/(tr.s0*tr.cuu) + v*v*tr.q/(tr.cuu*tr.cuu))
 	if !(fit > 0) {
 		if z >= 0 {
-			return 1
+			return math.Inf(1)
 		}
-		return 0
+		return math.Inf(-1)
 	}
-	return studentCDF(z/math.Sqrt(fit), nu)
+	return z / math.Sqrt(fit)
 }
 
 // Predict returns the fitted value at now+horizon with an approximate 95% prediction interval.
@@ -343,8 +362,33 @@ var (
 // (nu = +Inf: the normal Φ). For |t| it uses P(T > |t|) = ½·I_x(ν/2, ½), x = ν/(ν+t²), the
 // regularised incomplete beta function evaluated by its continued fraction (modified Lentz;
 // at most studentIter terms, which bounds the cost and is far more than the ν ≤ 10⁴ it is
-// used with need: relative error < 1e-12 there). No allocation.
-func studentCDF(t, nu float64) float64 {
+// used with need: relative error < 1e-12 there). No allocation. To evaluate several t with
+// one ν, use newTDist(nu).cdf: the same values, ν's log-gammas computed once.
+func studentCDF(t, nu float64) float64 { return newTDist(nu).cdf(t) }
+
+// tDist is Student's t distribution with ν degrees of freedom, ready for cdf.
+type tDist struct {
+	nu  float64
+	lnB float64 // ln B(ν/2, ½) = ln Γ(ν/2) + ln Γ(½) − ln Γ(ν/2 + ½)
+}
+
+// newTDist returns the t distribution with nu degrees of freedom (see studentCDF).
+func newTDist(nu float64) tDist {
+	d := tDist{nu: nu}
+	if nu > 0 && nu <= 1e7 {
+		g := lnSqrtPi // ln Γ(ν/2), exact for ν = 1
+		if nu != 1 {
+			g, _ = math.Lgamma(nu / 2)
+		}
+		gab, _ := math.Lgamma(nu/2 + 0.5)
+		d.lnB = g + lnSqrtPi - gab
+	}
+	return d
+}
+
+// cdf returns P(T ≤ t) (see studentCDF).
+func (d tDist) cdf(t float64) float64 {
+	nu := d.nu
 	switch {
 	case math.IsNaN(t) || !(nu > 0):
 		return math.NaN()
@@ -360,9 +404,9 @@ func studentCDF(t, nu float64) float64 {
 	a, b := nu/2, 0.5
 	var tail float64
 	if x < (a+1)/(a+b+2) {
-		tail = 0.5 * incBetaFrac(x, xc, a, b)
+		tail = 0.5 * incBetaFrac(x, xc, a, b, d.lnB)
 	} else {
-		tail = 0.5 * (1 - incBetaFrac(xc, x, b, a))
+		tail = 0.5 * (1 - incBetaFrac(xc, x, b, a, d.lnB))
 	}
 	if t < 0 {
 		return tail
@@ -378,24 +422,15 @@ const (
 )
 
 // incBetaFrac returns I_x(a, b) by its continued fraction, xc = 1 − x given separately for
-// precision. Accurate when x < (a+1)/(a+b+2).
+// precision, lnB = ln B(a, b). Accurate when x < (a+1)/(a+b+2).
 //
 //	I_x(a,b) = x^a·(1−x)^b / (a·B(a,b)) · 1/(1+ d₁/(1+ d₂/(1+ …)))
 //	d_(2m+1) = −(a+m)(a+b+m)·x / ((a+2m)(a+2m+1))     d_(2m) = m(b−m)·x / ((a+2m−1)(a+2m))
-func incBetaFrac(x, xc, a, b float64) float64 {
+func incBetaFrac(x, xc, a, b, lnB float64) float64 {
 	if x <= 0 {
 		return 0
 	}
-	la, _ := math.Lgamma(a)
-	lb := lnSqrtPi // ln Γ(½): b is ½ or ν/2
-	if b != 0.5 {
-		lb, _ = math.Lgamma(b)
-	}
-	if a == 0.5 {
-		la = lnSqrtPi
-	}
-	lab, _ := math.Lgamma(a + b)
-	front := math.Exp(a*math.Log(x)+b*math.Log(xc)-(la+lb-lab)) / a
+	front := math.Exp(a*math.Log(x)+b*math.Log(xc)-lnB) / a
 	const tiny = 1e-300
 	// Modified Lentz evaluation of 1/(1+ d₁/(1+ d₂/(1+ …))).
 	f, c, d := 1.0, 1.0, 0.0
