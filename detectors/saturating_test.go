@@ -184,3 +184,19 @@ func BenchmarkSaturatingTrendETA(b *testing.B) {
 	}
 	_ = sink
 }
+
+// A flat stretch (every block mean equal) must not freeze the block-change and slope scales at
+// 0: once the series moves again they learn its noise, and noise is not a confident ramp.
+func TestSaturatingTrendScalesRecoverAfterFlat(t *testing.T) {
+	st := NewSaturatingTrend(DefaultSaturatingTrendConfig())
+	feedLine(st, 1, 0, 4*3600, 10, 50, 0, 0)       // 48 identical blocks
+	feedLine(st, 2, 4*3600, 10*3600, 10, 50, 0, 2) // then noise, no trend
+	if st.absD <= 0 || st.absB <= 0 {
+		t.Fatalf("scales after the flat stretch: E|D| = %v, E|β−β̄| = %v, want > 0", st.absD, st.absB)
+	}
+	for s := 9 * 3600.0; s < 10*3600; s += 300 {
+		if f := st.ETAWithin(at(s), 60, 30*time.Minute); f.OK && f.Confidence >= 0.9 {
+			t.Fatalf("at %v s: noise around 50 forecast to reach 60 within 30 min: %+v", s, f)
+		}
+	}
+}
