@@ -206,7 +206,9 @@ func TestTCPAndCommandProbes(t *testing.T) {
 			t.Errorf("%s: exit_code %v want %v", ck.key, p.num(t, "exit_code"), ck.code)
 		}
 	}
-	if d := res["probe_cmd/hangs"].num(t, "duration_ms"); d < 150 || d > 3000 {
+	// As for the HTTP timeout: the deadline starts a moment before the
+	// duration's clock (147.9 ms was seen under load).
+	if d := res["probe_cmd/hangs"].num(t, "duration_ms"); d < 100 || d > 3000 {
 		t.Errorf("hangs: duration_ms %v, want about 150", d)
 	}
 	inRange(t, "tcp latency_ms", res["probe_tcp/listening"].num(t, "latency_ms"), 0, 1000)
