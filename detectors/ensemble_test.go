@@ -8,19 +8,20 @@ import (
 
 func TestEnsembleConfigValidate(t *testing.T) {
 	bad := map[string]func(*EnsembleConfig){
-		"level":       func(c *EnsembleConfig) { c.Level = 1 },
-		"rate":        func(c *EnsembleConfig) { c.Rate = 0 },
-		"memory":      func(c *EnsembleConfig) { c.Memory = math.NaN() },
-		"warmup":      func(c *EnsembleConfig) { c.Warmup = potInit },
-		"refractory":  func(c *EnsembleConfig) { c.Refractory = 0 },
-		"repeat":      func(c *EnsembleConfig) { c.Repeat = -1 },
-		"repeat_gain": func(c *EnsembleConfig) { c.RepeatGain = math.NaN() },
-		"confirm":     func(c *EnsembleConfig) { c.Confirm = -1 },
-		"confirm_w":   func(c *EnsembleConfig) { c.ConfirmWeight = math.Inf(1) },
-		"season":      func(c *EnsembleConfig) { c.Season = 1 },
-		"corrob<0":    func(c *EnsembleConfig) { c.Corroboration = -0.5 },
-		"corrobNaN":   func(c *EnsembleConfig) { c.Corroboration = math.NaN() },
-		"member":      func(c *EnsembleConfig) { c.MAD.Rate = 2 },
+		"level":        func(c *EnsembleConfig) { c.Level = 1 },
+		"rate":         func(c *EnsembleConfig) { c.Rate = 0 },
+		"memory":       func(c *EnsembleConfig) { c.Memory = math.NaN() },
+		"warmup":       func(c *EnsembleConfig) { c.Warmup = potInit },
+		"refractory":   func(c *EnsembleConfig) { c.Refractory = 0 },
+		"repeat":       func(c *EnsembleConfig) { c.Repeat = -1 },
+		"repeat_gain":  func(c *EnsembleConfig) { c.RepeatGain = math.NaN() },
+		"confirm":      func(c *EnsembleConfig) { c.Confirm = -1 },
+		"confirm_w":    func(c *EnsembleConfig) { c.ConfirmWeight = math.Inf(1) },
+		"multiplicity": func(c *EnsembleConfig) { c.Multiplicity = -1 },
+		"season":       func(c *EnsembleConfig) { c.Season = 1 },
+		"corrob<0":     func(c *EnsembleConfig) { c.Corroboration = -0.5 },
+		"corrobNaN":    func(c *EnsembleConfig) { c.Corroboration = math.NaN() },
+		"member":       func(c *EnsembleConfig) { c.MAD.Rate = 2 },
 	}
 	if err := DefaultEnsembleConfig().Validate(); err != nil {
 		t.Fatal(err)
@@ -287,6 +288,7 @@ func TestEnsembleCorroborationQuieter(t *testing.T) {
 	run := func(d float64) (alarms int, shift float64) {
 		cfg := DefaultEnsembleConfig()
 		cfg.Corroboration = d
+		cfg.Multiplicity = 0 // it would discount both runs' noise alarms alike
 		e := NewEnsemble(cfg)
 		r := newRand(13)
 		for i := range 12000 {
@@ -407,6 +409,7 @@ func TestEnsembleConfirm(t *testing.T) {
 	run := func(confirm int, sz float64, step bool) (raw, lik []float64) {
 		cfg := DefaultEnsembleConfig()
 		cfg.Confirm = confirm
+		cfg.Multiplicity = 0 // the emitted likelihoods below are those of confirmation alone
 		e := NewEnsemble(cfg)
 		r := newRand(31)
 		for i := range 1020 {
@@ -483,5 +486,62 @@ func TestEnsembleConfirm(t *testing.T) {
 		t.Errorf("5σ step: reported at %v, want first at %d", a, j)
 	} else if want := emitted(raw[j], raw, j, d); math.Abs(lik[j]-want) > 1e-12 {
 		t.Errorf("5σ step: likelihood %.8f at %d, want %.8f", lik[j], j, want)
+	}
+}
+
+// TestEnsembleMultiplicity: a series that keeps reporting has each report emitted with its
+// surprise lowered by ln k, k the exponentially weighted count of its reports over the last
+// ~Multiplicity samples (this one included; no change while k ≤ 1), and Multiplicity 0 emits
+// the same reports at full surprise.
+func TestEnsembleMultiplicity(t *testing.T) {
+	cfg := DefaultEnsembleConfig()
+	off := cfg
+	off.Multiplicity = 0
+	e, e0 := NewEnsemble(cfg), NewEnsemble(off)
+	// unlik inverts likelihood(·, 0.9999) for a positive likelihood.
+	unlik := func(l float64) float64 {
+		lam := -math.Log1p(-l)
+		if lam > alarmLam {
+			lam = alarmLam + math.Expm1(lam-alarmLam)
+		}
+		return lam
+	}
+	r := newRand(17)
+	k, emitted, lowered := 0.0, 0, 0
+	for i := range 6000 {
+		x := 100 + r.NormFloat64()
+		if i >= 1000 && i%400 == 0 {
+			x += 5 + 3*r.Float64() // spikes the series keeps reporting
+		}
+		ts := t2026 + int64(i)*int64(synStep)
+		s, s0 := e.Observe(ts, x), e0.Observe(ts, x)
+		if e.n > int64(cfg.Warmup) {
+			k -= k / float64(cfg.Multiplicity)
+			if e.age == 0 { // a report (non-maximum suppression let it through)
+				k++
+			}
+		}
+		if math.Abs(e.reports-k) > 1e-9 {
+			t.Fatalf("sample %d: report count %.6f, want %.6f", i, e.reports, k)
+		}
+		if (s.Likelihood > 0) != (s0.Likelihood > 0) || s.Raw != s0.Raw {
+			t.Fatalf("sample %d: likelihood %.6f raw %.4f, with Multiplicity 0 %.6f raw %.4f: want the same reports",
+				i, s.Likelihood, s.Raw, s0.Likelihood, s0.Raw)
+		}
+		if s.Likelihood == 0 {
+			continue
+		}
+		lam, lam0 := unlik(s.Likelihood), unlik(s0.Likelihood)
+		want := math.Log(max(1, k))
+		if d := lam0 - lam; math.Abs(d-want) > 1e-6*(1+lam0) {
+			t.Errorf("sample %d: surprise lowered by %.6f, want ln k = %.6f (k = %.3f)", i, d, want, k)
+		}
+		emitted++
+		if want > math.Ln2 {
+			lowered++
+		}
+	}
+	if emitted < 5 || lowered < 3 {
+		t.Errorf("%d reports, %d with k > 2: want ≥ 5 and ≥ 3", emitted, lowered)
 	}
 }
