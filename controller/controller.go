@@ -183,14 +183,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, wire.TelemetryStream, jetstream.ConsumerConfig{
-		Durable:       c.cfg.Consumer,
-		Description:   "vigil controller telemetry",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       time.Minute,
-		MaxAckPending: 50000,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, wire.TelemetryStream, telemetryConsumer(c.cfg.Consumer))
 	if err != nil {
 		return fmt.Errorf("telemetry consumer %s: %w", c.cfg.Consumer, err)
 	}
@@ -220,9 +213,12 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	err = c.loop(ctx, msgs)
 
-	lower.Wait() // ingest and dispatcher (running actions finish)
+	lower.Wait() // ingest (its last pull has ended) and dispatcher (running actions finish)
 	for len(msgs) > 0 {
 		_ = (<-msgs).Nak() // fetched, not processed: back to the stream for the next run
+	}
+	if c.nc.IsConnected() {
+		_ = c.nc.FlushTimeout(5 * time.Second) // the Naks reach the server even if the process exits next
 	}
 	c.pub.Close() // then the events queue drains: Run returns once all are acknowledged
 	select {
@@ -241,38 +237,98 @@ func (c *Controller) Run(ctx context.Context) error {
 	return err
 }
 
-// ingest pulls telemetry and hands it to the owner goroutine.
-func (c *Controller) ingest(ctx context.Context, cons jetstream.Consumer, out chan<- jetstream.Msg) error {
-	// Bounded in bytes, not messages: 2000 batches of 50 KB overran the
-	// client's and the server's 64 MB pending limits (slow consumer,
-	// disconnects, redeliveries). 32 MB holds several of the largest
-	// batches (wire.MaxBatchBytes); MaxAckPending bounds the count.
-	it, err := cons.Messages(jetstream.PullMaxBytes(32 << 20))
-	if err != nil {
-		return fmt.Errorf("telemetry consumer: %w", err)
+// telemetryConsumer is the configuration of the durable telemetry
+// consumer named name.
+func telemetryConsumer(name string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "vigil controller telemetry",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxAckPending: 50000,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
-	// Drain, not Stop: what was already fetched comes out of Next and is
-	// returned to the stream (Nak) for the next run at once, rather than
-	// after the acknowledgement wait, behind newer telemetry.
-	go func() { <-ctx.Done(); it.Drain() }()
-	for {
-		msg, err := it.Next()
+}
+
+// Telemetry pull requests. Bounded in bytes, not only in messages: 2000
+// batches of 50 KB overran the client's and the server's 64 MB pending
+// limits (slow consumer, disconnects, redeliveries). 32 MB holds several
+// of the largest batches (wire.MaxBatchBytes); MaxAckPending bounds the
+// count across requests; fetchBatch bounds a request's messages (twice
+// the owner's queue, so a backlog of small batches takes few requests). A
+// request lasts at most fetchWait, which bounds how long a stopping
+// controller waits for its last one to end.
+const (
+	fetchBatch = 8192
+	fetchBytes = 32 << 20
+	fetchWait  = time.Second
+	fetchRetry = time.Second // pause after a failed request
+)
+
+// ingest pulls telemetry and hands it to the owner goroutine, one pull
+// request (Fetch) at a time: the messages of a request are handed over as
+// they arrive, and the next request goes out once the last of them is
+// queued for the owner, so the queue (out, 4096 batches) keeps the owner
+// busy over the round trip. One request at a time also keeps the stream's
+// order: the server serves open requests in turns, each on its own inbox.
+//
+// Why nothing delivered for this controller is still on its way when
+// ingest returns (nats.go jetstream/pull.go, nats-server consumer.go): the
+// server sends a request's messages to that request's inbox only while
+// the request is open, and Fetch keeps the inbox subscribed, and Messages
+// open, until the request has ended: its batch is full, or its bytes (the
+// client and the server count a message's size alike, and a message that
+// does not fit ends it with a 409 status instead), or the server says it
+// expired (a 408 status, queued behind what it sent before). At ctx's end
+// ingest issues no new request, reads the open one to its end, then
+// returns what it yielded to the stream (Nak) — not before, or the server
+// would redeliver it to that request — so it returns within fetchWait with
+// nothing in transit. (The iterator this replaced, cons.Messages with
+// Drain, returned messages while its pull was open, so the server sent
+// them straight back to it, and unsubscribed while the server could still
+// be sending: some restarts stranded thousands of batches for a minute.)
+// Two cases escape this, both far from a clean stop:
+// a connection lost mid-request loses what was on the wire, and Fetch
+// gives up on its own after hearing nothing for fetchWait plus a second,
+// which a request that reached the server over a second late could
+// outlive; JetStream redelivers such messages after the ack wait.
+func (c *Controller) ingest(ctx context.Context, cons jetstream.Consumer, out chan<- jetstream.Msg) error {
+	for ctx.Err() == nil {
+		b, err := cons.Fetch(fetchBatch, jetstream.FetchMaxBytes(fetchBytes), jetstream.FetchMaxWait(fetchWait))
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				return nil
-			}
 			c.log.Warn("telemetry fetch", "err", err)
+			sleepCtx(ctx, fetchRetry)
 			continue
 		}
-		if ctx.Err() != nil {
-			_ = msg.Nak()
-			continue
+		var back []jetstream.Msg // received after ctx's end: for the next run
+		for msg := range b.Messages() {
+			if ctx.Err() == nil {
+				select {
+				case out <- msg:
+					continue
+				case <-ctx.Done():
+				}
+			}
+			back = append(back, msg)
 		}
-		select {
-		case out <- msg:
-		case <-ctx.Done():
-			_ = msg.Nak()
+		for _, msg := range back {
+			_ = msg.Nak() // only now: while the request was open, the server could have sent it straight back
 		}
+		if err := b.Error(); err != nil && ctx.Err() == nil {
+			c.log.Warn("telemetry fetch", "err", err)
+			sleepCtx(ctx, fetchRetry)
+		}
+	}
+	return nil
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 
