@@ -2,8 +2,9 @@ package detectors
 
 import "math"
 
-// ensembleN is the number of member detectors of the ensemble.
-const ensembleN = 3
+// ensembleN is the number of member detectors of the ensemble (Holt–Winters, MAD, context,
+// seasonal block).
+const ensembleN = 4
 
 // EnsembleConfig parameterises the "vigil" ensemble. Start from DefaultEnsembleConfig.
 type EnsembleConfig struct {
@@ -70,11 +71,15 @@ type EnsembleConfig struct {
 	HoltWinters HoltWintersConfig
 	MAD         MADConfig
 	Context     ContextConfig
+	// Block configures the seasonal block member (see SeasonBlock); a zero Block.Block
+	// disables it.
+	Block SeasonBlockConfig
 }
 
 // DefaultEnsembleConfig returns the defaults listed on EnsembleConfig's fields; the Holt–Winters
 // member adapts faster than its standalone default (Alpha 0.5, GammaDay 0.5), the MAD member
-// runs with DefaultMADConfig, the context member with
+// runs with DefaultMADConfig, the seasonal block member with DefaultSeasonBlockConfig, the
+// context member with
 // DefaultContextConfig but Orders 2 (runs of 2 and 3 bins: as good on NAB as 3 or 4, half the
 // work and table load of 4).
 func DefaultEnsembleConfig() EnsembleConfig {
@@ -85,7 +90,7 @@ func DefaultEnsembleConfig() EnsembleConfig {
 	return EnsembleConfig{Level: 0.98, Rate: 0.01, Memory: 0.002, History: 1e-4, Tail: 0.005,
 		MinExcess: 0.2, Season: 0.1, Corroboration: 1, Tolerance: 5, Warmup: 150, Refractory: 300,
 		Repeat: 30, RepeatGain: 0.5, Confirm: 5, ConfirmWeight: 0.5, Multiplicity: 3000,
-		HoltWinters: hw, MAD: DefaultMADConfig(), Context: ctx}
+		HoltWinters: hw, MAD: DefaultMADConfig(), Context: ctx, Block: DefaultSeasonBlockConfig()}
 }
 
 // Validate reports the first invalid field of c.
@@ -130,15 +135,22 @@ func (c EnsembleConfig) Validate() error {
 	if err := c.MAD.Validate(); err != nil {
 		return err
 	}
+	if c.Block.Block != 0 {
+		if err := c.Block.Validate(); err != nil {
+			return err
+		}
+	}
 	return c.Context.Validate()
 }
 
-// Ensemble is Vigil's default detector, registered as "vigil": it runs three members side by
+// Ensemble is Vigil's default detector, registered as "vigil": it runs four members side by
 // side, Holt–Winters (forecast error against level, trend, daily and weekly seasons), the
-// robust median/MAD z-score and the sequence-novelty detector Context (the smoothed share r of
-// runs of quantised values never seen before: contextual anomalies whose every value is in
-// range), turns each member's raw statistic into a calibrated tail probability and reports the
-// onset of an anomaly once; create it with NewEnsemble.
+// robust median/MAD z-score, the seasonal block detector SeasonBlock (the mean of each 30-min
+// block against the same hour of previous weeks: holidays, storms, days unlike their weekday)
+// and the sequence-novelty detector Context (the smoothed share r of runs of quantised values
+// never seen before: contextual anomalies whose every value is in range), turns each member's
+// raw statistic into a calibrated tail probability and reports the onset of an anomaly once;
+// create it with NewEnsemble.
 //
 // Seasonal scaling: before it is judged, the raw statistic z of Holt–Winters and of MAD is
 // divided by how much more it disperses at this hour of the day (UTC, 24 buckets) than overall:
@@ -149,8 +161,9 @@ func (c EnsembleConfig) Validate() error {
 // the hour's first visit. Routinely turbulent hours (daily bursts of tweets or traffic, the
 // edges of a daily square wave) thus stop surprising; quiet hours are judged unchanged.
 //
-// Surprise: u_i = ln(1 + |z_i|) for the (scaled) z-scores z_i of Holt–Winters and MAD, with the
-// sign of z_i; u_ctx = −ln(1 − r) for the context member (r ∈ [0,1] is a share, not a z-score,
+// Surprise: u_i = ln(1 + |z_i|) for the (scaled) z-scores z_i of Holt–Winters and MAD and the
+// block z-score of SeasonBlock (not scaled: it has its own hourly dispersions), with the sign of
+// z_i; u_ctx = −ln(1 − r) for the context member (r ∈ [0,1] is a share, not a z-score,
 // and has no sign: all its surprises count as sign ≥ 0), read from a table in steps of 1/1024
 // of r and capped at −ln 10⁻³ ≈ 6.9. −ln(1 − r) is the information, in nats, of "every recent
 // run was familiar" failing to the extent r; it grows without bound as r → 1 like ln(1 + |z|)
@@ -185,10 +198,23 @@ func (c EnsembleConfig) Validate() error {
 // and 0 below. A sign with less than Tail·W in all is fitted on both signs pooled. The
 // surprise is judged before it is absorbed.
 //
-// Combination: the members look at the series in two ways, its values (Holt–Winters, MAD:
-// λ_v = max(λ_HW, λ_MAD)) and its sequence of shapes (context: λ_c), and a surprise that only
-// one view sees is weaker evidence than one both see (a z-score outlier whose run of bins has
-// been seen before, a novel run of routine values), so it pays Corroboration = D nats:
+// Seasonal block member: SeasonBlock scores a block only when the first sample of the next one
+// arrives, so its surprise λ_B is judged (and its calibrators absorb) once per block, 0 at the
+// other samples; its calibrators thus count blocks, not samples, and it joins the values view.
+// A long contextual anomaly (a holiday whose every value is in range and whose change the fast
+// Holt–Winters level absorbs within a few samples) keeps its blocks far from the same hours of
+// other weeks. On NAB (labels used only to evaluate), the member raises the standard score by
+// about 4.7 points (grid mean; low FP +5.9, low FN +4.5), mostly by finding nyc_taxi's holidays
+// and blizzard and art_daily_jumpsdown; blocks of 15–30 min score within 0.5 of each other,
+// 45 min 2.7 lower, 1 h 4.2 lower (it loses the nyc_taxi windows); Rate 0.3–0.5,
+// DispersionRate 0.1–0.2 and Clip 3–4 within 0.1, Rate 0.15 and Clip 2 about 1 lower,
+// DispersionRate 0.05 2.2 lower.
+//
+// Combination: the members look at the series in two ways, its values (Holt–Winters, MAD,
+// seasonal block: λ_v = max(λ_HW, λ_MAD, λ_B)) and its sequence of shapes (context: λ_c), and
+// a surprise that only one view sees is weaker evidence than one both see (a z-score outlier
+// whose run of bins has been seen before, a novel run of routine values), so it pays
+// Corroboration = D nats:
 //
 //	λ = max(λ_v', λ_c'),   λ_v' = λ_v if λ_c(t−j) > 0 for some 0 ≤ j ≤ K, else max(0, λ_v − D),
 //	                       λ_c' = λ_c if λ_v > 0, else max(0, λ_c − D)
@@ -253,11 +279,11 @@ func (c EnsembleConfig) Validate() error {
 // History 1e-4, Tail 0.005, MinExcess 0.2, Season 0.1, Corroboration 1, Tolerance 5, Warmup 150,
 // Refractory 300, Repeat 30, RepeatGain 0.5, Confirm 5, ConfirmWeight 0.5, Multiplicity 3000,
 // Holt–Winters with Alpha 0.5 and GammaDay 0.5, default MAD (its resolution floor keeps its z finite and meaningful on count data), default
-// Context with Orders 2.
-// Memory: about 32 KiB, constant: the context member's 16 KiB table of counters and 4 KiB
-// warm-up buffer, the Holt–Winters season arrays (4 KiB), the three members' histograms
-// (6 KiB), the hourly dispersions, 24 bytes for the report being confirmed and 8 for the
-// report count.
+// SeasonBlock (a zero Block.Block disables it), default Context with Orders 2.
+// Memory: about 36 KiB, constant: the context member's 16 KiB table of counters and 4 KiB
+// warm-up buffer, the Holt–Winters season arrays (4 KiB), the four members' histograms
+// (8 KiB), the seasonal block member (1.8 KiB), the hourly dispersions, 24 bytes for the report
+// being confirmed and 8 for the report count.
 type Ensemble struct {
 	cfg      EnsembleConfig
 	hw       HoltWinters
@@ -274,6 +300,7 @@ type Ensemble struct {
 	heldLam  float64 // its λ_0' (largest report since the onset)
 	heldSum  float64 // sum of the surprises since the onset
 	reports  float64 // k: reports over the last ~Multiplicity samples (exponentially weighted)
+	blk      SeasonBlock
 }
 
 // NewEnsemble returns an ensemble with the given configuration. It panics if cfg.Validate
@@ -296,6 +323,11 @@ func (e *Ensemble) Observe(t int64, x float64) Score {
 	zm, _ := e.mad.step(x)
 	h := bucket(t, hwDay, seasonBins)
 	lam := max(e.judge(0, e.seas[0].scale(h, zh, &e.cfg)), e.judge(1, e.seas[1].scale(h, zm, &e.cfg)))
+	if e.cfg.Block.Block > 0 {
+		if zb, ok := e.blk.step(t, x); ok {
+			lam = max(lam, e.judge(3, zb))
+		}
+	}
 	if r, ok := e.ctx.novelty(x); ok {
 		lam = e.corroborate(lam, e.judgeU(2, ctxSurprise[int(r*ctxSurpriseSteps)], 0))
 	}
@@ -426,7 +458,7 @@ func likelihood(lam, alarm float64) float64 {
 func (e *Ensemble) Reset() {
 	cfg := e.cfg
 	*e = Ensemble{cfg: cfg, ctxQuiet: math.MaxInt32}
-	e.hw.cfg, e.mad.cfg, e.ctx.cfg = cfg.HoltWinters, cfg.MAD, cfg.Context
+	e.hw.cfg, e.mad.cfg, e.ctx.cfg, e.blk.cfg = cfg.HoltWinters, cfg.MAD, cfg.Context, cfg.Block
 }
 
 func init() {
