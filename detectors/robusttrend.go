@@ -33,6 +33,9 @@ type RobustTrendConfig struct {
 	// PeakMemory is how long J takes to forget a peak: while no excursion reaches it, J sinks
 	// by 4·σ_b per PeakMemory (> 0). Default 24h.
 	PeakMemory time.Duration
+	// FastBaseWindow is the time constant of the fast baseline whose slope the peak envelope
+	// borrows while the ramp test sees a ramp (0 turns it off; ≤ BaseWindow). Default 45m.
+	FastBaseWindow time.Duration
 	// RampBlock is the length of the blocks whose means the ramp test fits (0 turns the ramp
 	// test off). Default 5m.
 	RampBlock time.Duration
@@ -47,7 +50,8 @@ type RobustTrendConfig struct {
 func DefaultRobustTrendConfig() RobustTrendConfig {
 	return RobustTrendConfig{Window: 60 * time.Minute, MinSamples: 5, MinSpan: 10 * time.Minute, Huber: 3, Jump: 6, Margin: 1,
 		BaseWindow: 3 * time.Hour, BaseHuber: 1, PeakQuantile: 0.98, PeakMemory: 24 * time.Hour,
-		RampBlock: 5 * time.Minute, RampBlocks: 10, RampZ: 3}
+		FastBaseWindow: 45 * time.Minute,
+		RampBlock:      5 * time.Minute, RampBlocks: 10, RampZ: 3}
 }
 
 // Validate reports the first invalid field of c.
@@ -78,6 +82,8 @@ func (c RobustTrendConfig) Validate() error {
 		return fieldError("robust_trend", "peak_quantile", c.PeakQuantile, "must be in (0.5, 1)")
 	case c.PeakMemory <= 0:
 		return fieldError("robust_trend", "peak_memory", c.PeakMemory, "must be positive")
+	case c.FastBaseWindow < 0 || c.FastBaseWindow > c.BaseWindow:
+		return fieldError("robust_trend", "fast_base_window", c.FastBaseWindow, "must be in [0, base_window]")
 	}
 	return nil
 }
@@ -167,7 +173,22 @@ func (c RobustTrendConfig) trend() TrendConfig {
 //	P_env   = min(Φ(b/se_b), P(m(now+h) ≥ level − J))   (Trend.crossProbWith on the baseline)
 //
 // and replaces the mean-trend forecast when P_env is the larger, with ETA the earlier of the
-// two. Only levels above the series (approached from below) are watched this way. A flat
+// two. The 3 h baseline follows a leak late (its slope a fraction of the leak's for hours), so
+// the envelope may borrow the slope of a fast baseline: a third discounted regression
+// (τ_f = FastBaseWindow) fed like m, its weights from its own residuals and the same σ_b. When
+// its slope b_f exceeds b, the forecast keeps m's level and uses b_f, its standard error se_f
+// from its own residual variance times k_b:
+//
+//	ETA_env = max(0, (level − J − m(now)) / b_f)
+//	P_env   = min(Φ(b_f/se_f), Φ((m(now) + b_f·h − (level − J)) / √(Var m(now) + h²·se_f²)))
+//
+// A job's step would lend a false slope: the fast baseline, which weighs the samples above it
+// little, climbs towards the job's level for an hour or two after it starts. So it lends only
+// while the ramp test (below) has seen no upward level shift for fastHold·FastBaseWindow =
+// 2h15m: a window whose best fit is a split with a shift up of more than J/2 and a residual
+// variance per degree of freedom at least 5 times smaller than the single line's (both sides
+// at least two blocks). A ramp keeps the lend; a job start stops it (the ramp test off: no
+// lending). Only levels above the series (approached from below) are watched this way. A flat
 // host whose peaks sit just under the level is not predicted: the slope must be clearly
 // positive. The envelope speaks only after PeakMemory/2 of samples (J must have seen some
 // excursions); a gap of 5·Window resets it with the rest.
@@ -209,14 +230,15 @@ func (c RobustTrendConfig) trend() TrendConfig {
 // fades over about a Window (P = 0.37 after one); jumps are judged only
 // after MinSamples accepted samples; the peak envelope after PeakMemory/2; the ramp test once
 // the window is full and rampMinScored = 90 windows were scored (7.5 h at the defaults).
-// Memory: O(1), about 1.2 KiB (mostly the ring of ≤ 32 block means). NaN/±Inf values and samples
+// Memory: O(1), about 1.35 KiB (mostly the ring of ≤ 32 block means). NaN/±Inf values and samples
 // older than the newest one are ignored; a sample held back is released by the next one.
 //
 // Defaults (DefaultRobustTrendConfig): Window 1h, MinSamples 5, MinSpan 10m, Huber 3, Jump 6,
-// Margin 1, BaseWindow 3h, BaseHuber 1, PeakQuantile 0.98, PeakMemory 24h, RampBlock 5m,
-// RampBlocks 10, RampZ 3 (chosen with `vigil bench forecast` over seeds 1, 7, 101, 202, 303,
+// Margin 1, BaseWindow 3h, BaseHuber 1, PeakQuantile 0.98, PeakMemory 24h, FastBaseWindow 45m,
+// RampBlock 5m, RampBlocks 10, RampZ 3 (chosen with `vigil bench forecast` over seeds 1, 7, 101, 202, 303,
 // 404, 505, 606 × 12 hosts; BaseWindow 2.5–3.5h, BaseHuber 0.75–1.5, PeakQuantile 0.97–0.99
-// and PeakMemory 12–48h score alike; RampBlock 4–6m with windows of 40–60 min and RampZ
+// and PeakMemory 12–48h score alike; with FastBaseWindow 45m, fastHold 2.5–3.5 and stepRatio
+// 4–6 score alike (stepRatio 3 loses a latency creep); RampBlock 4–6m with windows of 40–60 min and RampZ
 // 2.5–3.5 trade a few late thermal climbs against a few false alarms).
 type RobustTrend struct {
 	cfg RobustTrendConfig
@@ -248,6 +270,7 @@ type RobustTrend struct {
 // envelope is the slow baseline and the peak height above it.
 type envelope struct {
 	base        Trend
+	fast        Trend    // the fast baseline (FastBaseWindow), whose slope the envelope may borrow
 	absLow      absScale // σ_b: discounted E|r_b| over residuals below the baseline
 	res         lag1     // ρ_b of the clipped baseline residuals
 	peak        float64  // J
@@ -264,6 +287,9 @@ func NewRobustTrend(cfg RobustTrendConfig) *RobustTrend {
 	rt := &RobustTrend{cfg: cfg, fit: *NewTrend(cfg.trend()), tau: cfg.Window.Seconds()}
 	if cfg.BaseWindow > 0 {
 		rt.env.base = *NewTrend(TrendConfig{Window: cfg.BaseWindow, MinSamples: cfg.MinSamples, MinSpan: cfg.MinSpan})
+		if cfg.FastBaseWindow > 0 {
+			rt.env.fast = *NewTrend(TrendConfig{Window: cfg.FastBaseWindow, MinSamples: cfg.MinSamples, MinSpan: cfg.MinSpan})
+		}
 	}
 	return rt
 }
@@ -412,12 +438,24 @@ const (
 	baseRhoMax = 0.99
 )
 
+// Constants of the slope the envelope borrows: a window of the ramp test whose best fit is a
+// split with a level shift up of more than stepPeak·J, at least stepRatio times smaller in
+// residual variance per degree of freedom than the single line's, is a step (a job starting);
+// the fast baseline's slope is not lent for fastHold·FastBaseWindow after it (the fast baseline,
+// which weighs the samples above it little, is still climbing towards the new level then).
+const (
+	stepPeak  = 0.5
+	stepRatio = 5
+	fastHold  = 3
+)
+
 // observeEnvelope moves the baseline and the peak height J with the sample (t, x).
 func (rt *RobustTrend) observeEnvelope(t int64, x float64) {
 	e := &rt.env
 	if e.n > 0 && float64(t-e.last)/1e9 > gapReset*rt.tau {
-		*e = envelope{base: e.base}
+		*e = envelope{base: e.base, fast: e.fast}
 		e.base.Reset()
+		e.fast.Reset()
 	}
 	if e.n == 0 {
 		e.first = t
@@ -426,15 +464,13 @@ func (rt *RobustTrend) observeEnvelope(t int64, x float64) {
 	r := x - e.base.Level(t)
 	warm := e.n >= int64(rt.cfg.MinSamples)
 	sig := e.absLow.sigma()
-	w := 1.0
-	if warm && sig > 0 {
-		if lim := rt.cfg.BaseHuber * sig; r > lim {
-			w = lim / r
-		} else if lim := rt.cfg.Huber * sig; r < -lim {
-			w = lim / -r
-		}
+	if !warm {
+		sig = 0 // full weights until the scale has MinSamples behind it
 	}
-	e.base.observeW(t, x, w)
+	e.base.observeW(t, x, rt.baseWeight(r, sig))
+	if rt.cfg.FastBaseWindow > 0 {
+		e.fast.observeW(t, x, rt.baseWeight(x-e.fast.Level(t), sig))
+	}
 	e.n++
 	e.last = t
 	if e.n == 1 {
@@ -448,7 +484,7 @@ func (rt *RobustTrend) observeEnvelope(t int64, x float64) {
 		e.absLow.add(r, a)
 	}
 	e.res.add(math.Copysign(e.absLow.clip(r), r), a)
-	if !warm || sig == 0 {
+	if sig == 0 {
 		return
 	}
 	step := peakSink * sig * math.Min(dt, 600) / rt.cfg.PeakMemory.Seconds()
@@ -458,6 +494,19 @@ func (rt *RobustTrend) observeEnvelope(t int64, x float64) {
 	} else {
 		e.peak -= step
 	}
+}
+
+// baseWeight is a baseline's weight of a sample r above it, σ_b = sig (0: not yet known, weight
+// 1): BaseHuber·σ_b/r above BaseHuber·σ_b, Huber·σ_b/|r| below −Huber·σ_b, else 1.
+func (rt *RobustTrend) baseWeight(r, sig float64) float64 {
+	if sig > 0 {
+		if lim := rt.cfg.BaseHuber * sig; r > lim {
+			return lim / r
+		} else if lim := rt.cfg.Huber * sig; r < -lim {
+			return lim / -r
+		}
+	}
+	return 1
 }
 
 // envelopeETA is the forecast of the upper envelope, baseline + J, reaching level (from
@@ -475,19 +524,49 @@ func (rt *RobustTrend) envelopeETA(now int64, level float64, horizon time.Durati
 	s2 := e.base.resVar() * (1 + rho) / (1 - rho)
 	b := e.base.Slope()
 	se := math.Sqrt(math.Max(0, s2*e.base.q/(e.base.cuu*e.base.cuu)))
+	lent := false
+	if bf, sef, ok := rt.lendSlope(s2 / e.base.resVar()); ok && bf > b {
+		b, se, lent = bf, sef, true
+	}
 	if !(b > 0) {
 		return Forecast{}
 	}
 	fc := Forecast{OK: true}
-	if gap := target - e.base.Level(now); gap > 0 {
+	m := e.base.Level(now)
+	if gap := target - m; gap > 0 {
 		eta := gap / b * 1e9
 		if !(eta < math.MaxInt64) {
 			return Forecast{}
 		}
 		fc.ETA = time.Duration(eta)
 	}
-	fc.Confidence = math.Min(normCDF(b/se), e.base.crossProbWith(now, target, 1, horizon, s2, math.Inf(1)))
+	if !lent {
+		fc.Confidence = math.Min(normCDF(b/se), e.base.crossProbWith(now, target, 1, horizon, s2, math.Inf(1)))
+		return fc
+	}
+	// The slow level, the borrowed slope: Var = Var m(now) + h²·se².
+	h := horizon.Seconds()
+	v := e.base.age(now) - e.base.mu
+	lv := s2 * (e.base.w2/(e.base.s0*e.base.s0) + 2*v*e.base.a/(e.base.s0*e.base.cuu) + v*v*e.base.q/(e.base.cuu*e.base.cuu))
+	fc.Confidence = math.Min(normCDF(b/se), normCDF((m+b*h-target)/math.Sqrt(math.Max(0, lv)+h*h*se*se)))
 	return fc
+}
+
+// lendSlope returns the fast baseline's slope and its standard error, k·s_f² its residual
+// variance, and whether the envelope may borrow it: the ramp test is on and has seen no upward
+// level shift for fastHold·FastBaseWindow (see RobustTrend).
+func (rt *RobustTrend) lendSlope(k float64) (b, se float64, ok bool) {
+	f, r := &rt.env.fast, &rt.ramp
+	if rt.cfg.FastBaseWindow == 0 || rt.cfg.RampBlock == 0 || !f.Ready() {
+		return 0, 0, false
+	}
+	if r.stepSeen && float64(rt.env.last-r.upStep) <= fastHold*float64(rt.cfg.FastBaseWindow) {
+		return 0, 0, false // a job or another step still lifts the fast baseline
+	}
+	if !(k > 0) || math.IsInf(k, 0) {
+		k = 1
+	}
+	return f.Slope(), math.Sqrt(math.Max(0, k*f.resVar()*f.q/(f.cuu*f.cuu))), true
 }
 
 // Ready reports whether the warm-up is over.
@@ -627,6 +706,9 @@ type ramp struct {
 	zn   int
 	zmin float64 // the z of the newest rampPersist+1 windows closest to 0 (0 if signs differ)
 
+	upStep   int64 // the time of the newest upward level shift seen (if stepSeen)
+	stepSeen bool
+
 	// the newest window's fit: slope b (per second) with standard error se, and the line's
 	// value y0 at t0
 	ok    bool
@@ -688,7 +770,10 @@ func (rt *RobustTrend) closeBlock(t int64, x float64) {
 	if r.ring.n < m {
 		return
 	}
-	b, xx, mu, my, ok := rt.fitWindow(t, x)
+	b, xx, mu, my, up, ok := rt.fitWindow(t, x)
+	if ok && up > 0 {
+		r.upStep, r.stepSeen = up, true
+	}
 	sblk := r.absD2.sigma() / math.Sqrt(6) // the block means' noise, were they independent
 	if !ok || !(sblk > 0) {
 		return
@@ -726,8 +811,9 @@ func (rt *RobustTrend) closeBlock(t int64, x float64) {
 // slope; the fit with the smallest residual variance per degree of freedom wins. It returns
 // the slope b, the Σ(u−ū)² it was estimated from, and the newest segment's centre (mu seconds
 // relative to t, my relative to x; 0, 0 when no block follows the split: the line then runs
-// through the newest block).
-func (rt *RobustTrend) fitWindow(t int64, x float64) (b, xx, mu, my float64, ok bool) {
+// through the newest block); up, when the winning split is a step up (see RobustTrend), is
+// the time of its left-out block, else 0.
+func (rt *RobustTrend) fitWindow(t int64, x float64) (b, xx, mu, my float64, up int64, ok bool) {
 	r := &rt.ramp
 	m := rt.cfg.RampBlocks
 	var p [6][maxRampBlocks + 1]float64 // prefix sums of 1, u, y, u², u·y, y²
@@ -749,15 +835,18 @@ func (rt *RobustTrend) fitWindow(t int64, x float64) (b, xx, mu, my float64, ok 
 	}
 	sxx, sxy, syy, mu, my := seg(0, m)
 	if !(sxx > 0) {
-		return 0, 0, 0, 0, false
+		return 0, 0, 0, 0, 0, false
 	}
 	b, xx = sxy/sxx, sxx
 	best := (syy - b*sxy) / float64(m-2)
+	single := best
+	var bLevel, aLevel float64 // the winning split's levels before and after, at u = 0
+	split := -1
 	for k := 0; k+rampSettle <= m; k++ {
-		var cx, cy, cyy, smu, smy float64
+		var cx, cy, cyy, smu, smy, pmu, pmy float64
 		pts, par := 0, 1 // points used, parameters (the slope and one level per segment)
 		if k > 0 {
-			cx, cy, cyy, _, _ = seg(0, k)
+			cx, cy, cyy, pmu, pmy = seg(0, k)
 			pts, par = k, 2
 		}
 		if k+rampSettle < m {
@@ -771,9 +860,16 @@ func (rt *RobustTrend) fitWindow(t int64, x float64) (b, xx, mu, my float64, ok 
 		bk := cy / cx
 		if v := (cyy - bk*cy) / float64(pts-par); v < best {
 			best, b, xx, mu, my = v, bk, cx, smu, smy
+			split, bLevel, aLevel = -1, pmy-bk*pmu, smy-bk*smu
+			if k >= 2 && k+rampSettle <= m-2 {
+				split = k
+			}
 		}
 	}
-	return b, xx, mu, my, true
+	if split >= 0 && aLevel-bLevel > stepPeak*rt.env.peak && best*stepRatio < single {
+		up = r.ts[r.ring.back(m-1-split, m)]
+	}
+	return b, xx, mu, my, up, true
 }
 
 // rampETA is the ramp test's forecast of the series reaching level within horizon (capped at
