@@ -175,3 +175,50 @@ func BenchmarkObject(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCopy200MB: copying a 200 MiB snapshot into an empty repository
+// (read, authenticate, decompress and check every chunk; name it anew,
+// compress, seal and write it with fsync), from an encrypted repository
+// into another with its own key, and from format 1 into format 2 with
+// and without encryption; per kind of data.
+func BenchmarkCopy200MB(b *testing.B) {
+	enc := InitOptions{Encrypt: true, Password: testPassword, scryptLogN: 10}
+	pairs := []struct {
+		name     string
+		src, dst InitOptions
+	}{
+		{"v2-encrypted-to-v2-encrypted", enc, enc},
+		{"v1-to-v2-encrypted", InitOptions{Version: 1}, enc},
+		{"v1-to-v2-zstd", InitOptions{Version: 1}, InitOptions{}},
+	}
+	for _, d := range benchData {
+		tree := b.TempDir()
+		size := benchTree(b, tree, 200, d.gen)
+		for _, p := range pairs {
+			b.Run(p.name+"/"+d.name, func(b *testing.B) {
+				src := newRepoWith(b, p.src)
+				if _, err := src.Backup(context.Background(), Options{Paths: []string{tree}}); err != nil {
+					b.Fatal(err)
+				}
+				b.SetBytes(size)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					b.StopTimer()
+					dst, err := InitWith(filepath.Join(b.TempDir(), "copy"), p.dst)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+					res, err := src.Copy(context.Background(), dst, nil)
+					if err != nil || res.Bytes != size {
+						b.Fatalf("copy: %+v %v", res, err)
+					}
+					b.StopTimer()
+					os.RemoveAll(dst.Path())
+					b.StartTimer()
+				}
+			})
+		}
+	}
+}

@@ -10,15 +10,18 @@ import (
 	"sync/atomic"
 )
 
-// The write pipeline of a backup. Three stages overlap:
+// The write pipeline of a backup or a copy. Three stages overlap:
 //
-//	producer  the backup's own goroutine: reads each file in order, cuts it
-//	          into chunks, hashes the file and each chunk's id and appends
-//	          the id to the file's chunk list, so the manifest lists chunks
-//	          in read order whatever order they are written in. A chunk
-//	          that is stored already, or is in flight, goes no further
-//	          (de-duplication within and across backups); any other is
-//	          copied into a free slot and handed to
+//	producer  the caller's own goroutine. A backup reads each file in
+//	          order, cuts it into chunks, hashes the file and each chunk's
+//	          id and appends the id to the file's chunk list, so the
+//	          manifest lists chunks in read order whatever order they are
+//	          written in; a copy reads and checks each chunk of a snapshot
+//	          from the source repository (and names it anew when the two
+//	          name chunks differently). A chunk that is stored already, or
+//	          is in flight, goes no further (de-duplication within and
+//	          across backups and copies); any other is copied into a free
+//	          slot and handed to
 //	encoders  GOMAXPROCS goroutines (at most 8): compress and seal the
 //	          slot's chunk (the zstd encoder states are shared and reused,
 //	          see object.go), and hand it to
@@ -29,10 +32,13 @@ import (
 // encoded buffer, of at most maxChunk bytes and a little more): the
 // producer waits for a free one, so no more chunks are in flight than
 // there are slots (see pipeSizes). The first error of any stage (naming
-// the file the chunk came from) cancels the pipeline: the producer stops
-// reading, the other stages drop what they hold, and the backup fails
-// without a manifest (chunks already written are unreferenced until the
-// next backup uses them or prune removes them).
+// what the chunk came from: the file, or the snapshot and file copied)
+// cancels the pipeline: the producer stops reading, the other stages drop
+// what they hold, and the backup or copy fails without a manifest (chunks
+// already written are unreferenced until the next backup or copy uses
+// them or prune removes them). A manifest is written only after close (a
+// backup) or flush (each snapshot of a copy) found every chunk it names in
+// place.
 
 // pipeSizes are the numbers of encoders, writers and slots for n =
 // GOMAXPROCS. Encoders: n, at most 8 (more would wait for the producer:
@@ -70,10 +76,10 @@ type slot struct {
 	plain  []byte
 	stored []byte // the chunk as written, aliasing plain or cio.enc
 	id     string
-	file   string // the manifest path of the file it was read from
+	what   string // where it came from, for errors: "backup <path>" or "copy <snapshot> <path>"
 }
 
-// pipeline runs the encoders and writers of one backup.
+// pipeline runs the encoders and writers of one backup or copy.
 type pipeline struct {
 	r      *Repo
 	ctx    context.Context
@@ -125,17 +131,22 @@ func (p *pipeline) err() error {
 	return context.Cause(p.ctx)
 }
 
-// put hands on chunk data with id, read from file, unless it is stored or
-// in flight; it reports whether it did. data may be reused as soon as put
-// returns.
-func (p *pipeline) put(file, id string, data []byte) (bool, error) {
+// has reports whether chunk id is stored or in flight.
+func (p *pipeline) has(id string) bool {
 	p.mu.Lock()
 	busy := p.inflight[id]
 	p.mu.Unlock()
 	// Only put adds to inflight, and a writer removes an id after its
 	// chunk is in place, so an id that is not in flight is either stored
 	// (found here) or not written at all.
-	if busy || p.r.hasChunk(id) {
+	return busy || p.r.hasChunk(id)
+}
+
+// put hands on chunk data with id unless it is stored or in flight; it
+// reports whether it did. what says where the chunk came from (errors
+// about it start with it). data may be reused as soon as put returns.
+func (p *pipeline) put(what, id string, data []byte) (bool, error) {
+	if p.has(id) {
 		return false, nil
 	}
 	var s *slot
@@ -145,7 +156,7 @@ func (p *pipeline) put(file, id string, data []byte) (bool, error) {
 		return false, p.err()
 	}
 	s.plain = append(reserve(s.plain, len(data), maxChunk), data...)
-	s.id, s.file = id, file
+	s.id, s.what = id, what
 	p.mu.Lock()
 	p.inflight[id] = true
 	p.mu.Unlock()
@@ -165,7 +176,7 @@ func (p *pipeline) encoder() {
 		}
 		stored, err := p.r.encode(s.cio, kindChunk, s.id, s.plain)
 		if err != nil {
-			p.fail(fmt.Errorf("backup %s: chunk %s: %w", s.file, s.id[:12], err))
+			p.fail(fmt.Errorf("%s: chunk %s: %w", s.what, s.id[:12], err))
 			p.free <- s
 			continue
 		}
@@ -179,7 +190,7 @@ func (p *pipeline) writer() {
 	for s := range p.write {
 		if p.ctx.Err() == nil {
 			if err := p.r.writeChunk(s.id, s.stored); err != nil {
-				p.fail(fmt.Errorf("backup %s: chunk %s: %w", s.file, s.id[:12], err))
+				p.fail(fmt.Errorf("%s: chunk %s: %w", s.what, s.id[:12], err))
 			} else {
 				p.stored.Add(int64(len(s.stored)))
 			}
@@ -190,6 +201,21 @@ func (p *pipeline) writer() {
 		s.stored = nil
 		p.free <- s
 	}
+}
+
+// flush waits for every chunk handed on so far to be written (or dropped
+// after an error), by holding every slot at once, and returns the
+// pipeline's error: nil only when all of them are in place. The pipeline
+// keeps running. Only the producer calls it (not while it calls put).
+func (p *pipeline) flush() error {
+	held := make([]*slot, 0, cap(p.free))
+	for range cap(p.free) {
+		held = append(held, <-p.free)
+	}
+	for _, s := range held {
+		p.free <- s
+	}
+	return p.err()
 }
 
 // close waits for every chunk handed on to be written (or dropped after

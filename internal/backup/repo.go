@@ -299,23 +299,6 @@ func (r *Repo) hasChunk(id string) bool {
 	return err == nil
 }
 
-// putChunk stores data under id (see chunkIO.id) unless it is there
-// already; it reports whether it wrote it and how many bytes it stored.
-func (r *Repo) putChunk(id string, data []byte, c *chunkIO) (bool, int, error) {
-	p := r.chunkPath(id)
-	if _, err := os.Stat(p); err == nil {
-		return false, 0, nil
-	}
-	stored, err := r.encode(c, kindChunk, id, data)
-	if err != nil {
-		return false, 0, fmt.Errorf("chunk %s: %w", id[:12], err)
-	}
-	if err := r.writeChunk(id, stored); err != nil {
-		return false, 0, fmt.Errorf("chunk %s: %w", id[:12], err)
-	}
-	return true, len(stored), nil
-}
-
 // readChunk reads chunk id, decodes it and checks its id. The result is
 // valid until c's next use.
 func (r *Repo) readChunk(id string, c *chunkIO) ([]byte, error) {

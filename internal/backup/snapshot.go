@@ -252,6 +252,7 @@ func (w *writer) file(f, p *File, st *Stats) error {
 	c := w.chunker
 	c.reset(src)
 	f.Size = 0
+	what := "backup " + f.Path
 	for {
 		if err := w.pipe.err(); err != nil {
 			return err // cancelled, or a chunk failed to encode or write
@@ -265,7 +266,7 @@ func (w *writer) file(f, p *File, st *Stats) error {
 		}
 		whole.Write(data)
 		id := w.cio.id(data)
-		added, err := w.pipe.put(f.Path, id, data)
+		added, err := w.pipe.put(what, id, data)
 		if err != nil {
 			return err
 		}
