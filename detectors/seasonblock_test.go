@@ -158,3 +158,37 @@ func TestEnsembleHoliday(t *testing.T) {
 }
 
 func BenchmarkSeasonBlock(b *testing.B) { benchDetector(b, "seasonblock") }
+
+// TestSeasonBlockYoungCell: a holiday in the first week (the first visit of its hours) fades
+// from the profile: a young cell is the plain mean of its blocks, unclipped, so three weeks on
+// the same weekday scores well below its first comparison, at 30-min and 1-h blocks. (With
+// clipped Rate steps from the second visit on, 30-min blocks keep about 70% of it.) The
+// weekday is still far from ordinary then: the clip slows the rest of the recovery.
+func TestSeasonBlockYoungCell(t *testing.T) {
+	const holiday = 3 // the Wednesday of the first week
+	ts, xs := weekly(7, 42, holiday)
+	for _, bm := range []int{30, 60} {
+		cfg := DefaultSeasonBlockConfig()
+		cfg.Block = time.Duration(bm) * time.Minute
+		s := NewSeasonBlock(cfg)
+		var wed [6]float64 // largest |z| on the Wednesday of each week
+		var other float64
+		for i := range ts {
+			sc := s.Observe(ts[i], xs[i])
+			if sc.Raw == 0 {
+				continue
+			}
+			day := (i - 1) / 288
+			if day%7 == holiday {
+				wed[day/7] = max(wed[day/7], math.Abs(sc.Raw))
+			} else if day >= 14 {
+				other = max(other, math.Abs(sc.Raw))
+			}
+		}
+		t.Logf("block %d min: |z| on the Wednesdays of weeks 1–6 %.1f, other days from week 3 %.1f", bm, wed, other)
+		if later := max(wed[3], wed[4], wed[5]); !(wed[1] > 10*other) || !(later < 0.55*wed[1]) {
+			t.Errorf("block %d min: Wednesdays of weeks 4–6 |z| up to %.1f, week 2 %.1f, other days %.1f: want week 2 > 10× other days and weeks 4–6 < 55%% of week 2",
+				bm, later, wed[1], other)
+		}
+	}
+}
