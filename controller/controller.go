@@ -208,15 +208,21 @@ func (c *Controller) Run(ctx context.Context) error {
 	go func() { defer lower.Done(); errs <- c.fo.Run(ctx) }()
 
 	msgs := make(chan jetstream.Msg, 4096)
+	var late []jetstream.Msg // received by ingest after ctx's end
 	lower.Add(1)
-	go func() { defer lower.Done(); errs <- c.ingest(ctx, cons, msgs) }()
+	go func() { defer lower.Done(); late = c.ingest(ctx, cons, msgs) }()
 
 	err = c.loop(ctx, msgs)
 
 	lower.Wait() // ingest (its last pull has ended) and dispatcher (running actions finish)
+	// Fetched, not processed: back to the stream for the next run (Nak),
+	// oldest first — the queue, then what ingest received after it — as
+	// the server redelivers in the order of the Naks, and a series' older
+	// samples arriving after its newer ones would be dropped as out of order.
 	for len(msgs) > 0 {
-		_ = (<-msgs).Nak() // fetched, not processed: back to the stream for the next run
+		_ = (<-msgs).Nak()
 	}
+	nakAll(late)
 	if c.nc.IsConnected() {
 		_ = c.nc.FlushTimeout(5 * time.Second) // the Naks reach the server even if the process exits next
 	}
@@ -280,10 +286,11 @@ const (
 // client and the server count a message's size alike, and a message that
 // does not fit ends it with a 409 status instead), or the server says it
 // expired (a 408 status, queued behind what it sent before). At ctx's end
-// ingest issues no new request, reads the open one to its end, then
-// returns what it yielded to the stream (Nak) — not before, or the server
-// would redeliver it to that request — so it returns within fetchWait with
-// nothing in transit. (The iterator this replaced, cons.Messages with
+// ingest issues no new request, reads the open one to its end and returns
+// what it yielded after ctx's end (late), within fetchWait and with
+// nothing in transit; the caller returns it to the stream (Nak) after the
+// owner's queue, which is older — not before the request ended, or the
+// server would redeliver it to that request. (The iterator this replaced, cons.Messages with
 // Drain, returned messages while its pull was open, so the server sent
 // them straight back to it, and unsubscribed while the server could still
 // be sending: some restarts stranded thousands of batches for a minute.)
@@ -292,7 +299,7 @@ const (
 // gives up on its own after hearing nothing for fetchWait plus a second,
 // which a request that reached the server over a second late could
 // outlive; JetStream redelivers such messages after the ack wait.
-func (c *Controller) ingest(ctx context.Context, cons jetstream.Consumer, out chan<- jetstream.Msg) error {
+func (c *Controller) ingest(ctx context.Context, cons jetstream.Consumer, out chan<- jetstream.Msg) (late []jetstream.Msg) {
 	for ctx.Err() == nil {
 		b, err := cons.Fetch(fetchBatch, jetstream.FetchMaxBytes(fetchBytes), jetstream.FetchMaxWait(fetchWait))
 		if err != nil {
@@ -300,7 +307,6 @@ func (c *Controller) ingest(ctx context.Context, cons jetstream.Consumer, out ch
 			sleepCtx(ctx, fetchRetry)
 			continue
 		}
-		var back []jetstream.Msg // received after ctx's end: for the next run
 		for msg := range b.Messages() {
 			if ctx.Err() == nil {
 				select {
@@ -309,17 +315,21 @@ func (c *Controller) ingest(ctx context.Context, cons jetstream.Consumer, out ch
 				case <-ctx.Done():
 				}
 			}
-			back = append(back, msg)
-		}
-		for _, msg := range back {
-			_ = msg.Nak() // only now: while the request was open, the server could have sent it straight back
+			late = append(late, msg)
 		}
 		if err := b.Error(); err != nil && ctx.Err() == nil {
 			c.log.Warn("telemetry fetch", "err", err)
 			sleepCtx(ctx, fetchRetry)
 		}
 	}
-	return nil
+	return late
+}
+
+// nakAll returns msgs to the stream (Nak), in order.
+func nakAll(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		_ = m.Nak()
+	}
 }
 
 // sleepCtx waits d or until ctx ends.

@@ -74,20 +74,18 @@ func TestIngestStopLeavesNothingInFlight(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	start := func() (chan jetstream.Msg, context.CancelFunc, chan error) {
+	start := func() (chan jetstream.Msg, context.CancelFunc, chan []jetstream.Msg) {
 		out := make(chan jetstream.Msg, 4096)
 		ctx, stop := context.WithCancel(context.Background())
-		done := make(chan error, 1)
+		done := make(chan []jetstream.Msg, 1)
 		go func() { done <- c.ingest(ctx, cons, out) }()
 		return out, stop, done
 	}
-	wait := func(what string, done chan error) time.Duration {
+	var late []jetstream.Msg
+	wait := func(what string, done chan []jetstream.Msg) time.Duration {
 		t0 := time.Now()
 		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("ingest: %v", err)
-			}
+		case late = <-done:
 		case <-time.After(15 * time.Second):
 			t.Fatalf("%s: ingest did not return within 15s of its end", what)
 		}
@@ -110,6 +108,7 @@ func TestIngestStopLeavesNothingInFlight(t *testing.T) {
 		for len(out) > 0 {
 			_ = (<-out).Nak() // handed over, not handled: as Run does
 		}
+		nakAll(late)
 	}
 	t.Logf("20 pulls stopped; ingest returned after %v", stops)
 
@@ -129,5 +128,101 @@ func TestIngestStopLeavesNothingInFlight(t *testing.T) {
 	wait("the last pull", done)
 	if len(out) > 0 {
 		t.Errorf("%d batches handed over again after all were acknowledged", len(out))
+	}
+}
+
+// TestIngestRestartKeepsOrder stops the telemetry pull while the owner's
+// queue is full and the pull still receiving, returns everything as Run
+// does, and checks that the next pull gets the rest in the stream's
+// order: the store drops a series' samples older than its newest, so
+// older batches redelivered after newer ones would never be processed.
+func TestIngestRestartKeepsOrder(t *testing.T) {
+	ns := natsembed.StartT(t)
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setup, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := EnsureStreams(setup, js, StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	const total = 20000
+	for i := 1; i <= total; i++ {
+		line := fmt.Sprintf("disk,host=h1,path=/data used_percent=%d %d\n", 40+i%50, int64(1_700_000_000+i)*1e9)
+		if _, err := js.PublishAsync(wire.TelemetrySubject("h1"), []byte(line), stallWait); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-setup.Done():
+		t.Fatal("publishing the backlog did not complete")
+	}
+	cons, err := js.CreateOrUpdateConsumer(setup, wire.TelemetryStream, telemetryConsumer("ingest-order"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Controller{log: discardLog()}
+	seq := func(m jetstream.Msg) uint64 {
+		md, err := m.Metadata()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return md.Sequence.Stream
+	}
+
+	out := make(chan jetstream.Msg, 4096)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan []jetstream.Msg, 1)
+	go func() { done <- c.ingest(ctx, cons, out) }()
+	for range 10 {
+		select {
+		case m := <-out:
+			_ = m.Ack()
+		case <-time.After(15 * time.Second):
+			t.Fatal("no telemetry handed over in 15s")
+		}
+	}
+	// Let the queue fill, so that the pull is blocked on it when it stops.
+	for deadline := time.Now().Add(15 * time.Second); len(out) < cap(out) && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	stop()
+	var late []jetstream.Msg
+	select {
+	case late = <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("ingest did not return within 15s of its end")
+	}
+	queued := len(out)
+	for len(out) > 0 {
+		_ = (<-out).Nak()
+	}
+	nakAll(late)
+	t.Logf("stopped with %d batches queued and %d received after the stop", queued, len(late))
+
+	out = make(chan jetstream.Msg, 4096)
+	ctx, stop = context.WithCancel(context.Background())
+	defer stop()
+	go func() { done <- c.ingest(ctx, cons, out) }()
+	var last uint64 = 10
+	for n := 10; n < total; n++ {
+		select {
+		case m := <-out:
+			if s := seq(m); s <= last {
+				t.Fatalf("stream sequence %d after %d (batch %d of the new run): the rest came back out of order", s, last, n-9)
+			} else {
+				last = s
+			}
+			_ = m.Ack()
+		case <-time.After(40 * time.Second):
+			t.Fatalf("after 40s only %d of %d batches", n, total)
+		}
 	}
 }
