@@ -89,7 +89,8 @@ func (c SeasonBlockConfig) Validate() error {
 // Warm-up: blocks are judged from one week after the first sample on, once 48 blocks have been
 // compared (a day at the default Block); a series shorter than a week is never judged. Time: t
 // must be non-decreasing for the blocks to be meaningful. NaN/±Inf return Score{} and change
-// nothing. Parameters and defaults (DefaultSeasonBlockConfig): Block 30 min, Rate 0.3,
+// nothing; a block whose mean, deviation or z would overflow (finite samples near ±1.8e308) is
+// dropped unjudged and teaches nothing. Parameters and defaults (DefaultSeasonBlockConfig): Block 30 min, Rate 0.3,
 // DispersionRate 0.1, Clip 3. Memory: about 2.3 KiB, constant (168 profile cells with a visit
 // count, 24 dispersions).
 type SeasonBlock struct {
@@ -155,12 +156,12 @@ func (s *SeasonBlock) step(t int64, x float64) (float64, bool) {
 func (s *SeasonBlock) close(start int64, m float64) (float64, bool) {
 	w := bucket(start, hwWeek, sbWeekCells)
 	h := bucket(start, hwDay, sbDayCells)
+	if !finite(m) { // huge finite samples whose sum overflowed: the block is dropped
+		return 0, false
+	}
 	if s.visits[w] == 0 {
 		s.visits[w], s.prof[w] = 1, m
 		return 0, false
-	}
-	if s.visits[w] < math.MaxUint32 {
-		s.visits[w]++
 	}
 	r := m - s.prof[w]
 	d := s.all
@@ -169,6 +170,12 @@ func (s *SeasonBlock) close(start int64, m float64) (float64, bool) {
 	}
 	d = max(d, 0.25*s.all, 1e-9*math.Abs(m), 1e-12)
 	z := r / d
+	if !finite(r) || !finite(z) || !finite(d) {
+		return 0, false // as above: nothing learned from a block that would overflow the state
+	}
+	if s.visits[w] < math.MaxUint32 {
+		s.visits[w]++
+	}
 	judged := s.n >= sbWarmup && start-s.first >= hwWeek
 	rc := r
 	if s.n >= sbWarmup {

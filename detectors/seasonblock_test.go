@@ -192,3 +192,40 @@ func TestSeasonBlockYoungCell(t *testing.T) {
 		}
 	}
 }
+
+// Huge finite samples (an exporter's MaxFloat64 "infinity") whose block sum overflows must not
+// poison the profile or the dispersions: the block is dropped and later blocks score finitely.
+func TestSeasonBlockHugeFinite(t *testing.T) {
+	cfg := DefaultSeasonBlockConfig()
+	s := NewSeasonBlock(cfg)
+	bl := int64(cfg.Block)
+	t0 := t2026 - t2026%hwWeek
+	r := newRand(3)
+	judged := 0
+	for b := range 4 * 7 * 48 {
+		for j := range int64(2) {
+			x := 100 + 10*math.Sin(2*math.Pi*float64(b%48)/48) + r.NormFloat64()
+			if b == 2*7*48 || b == 2*7*48+50 {
+				x = math.MaxFloat64 // two in a block: the sum overflows
+				if b == 2*7*48+50 {
+					x = -x
+				}
+			}
+			sc := s.Observe(t0+int64(b)*bl+j*bl/2, x)
+			if b > 2*7*48+51 && sc.Raw != 0 {
+				judged++
+				if !finite(sc.Raw) || !finite(sc.Likelihood) {
+					t.Fatalf("block %d after the huge samples: score %+v", b, sc)
+				}
+			}
+		}
+	}
+	if !finite(s.all) || judged < 7*48 {
+		t.Errorf("after the huge samples: D = %v, %d blocks judged", s.all, judged)
+	}
+	for w, p := range s.prof {
+		if !finite(p) || math.Abs(p) > 1e3 {
+			t.Fatalf("profile cell %d = %v", w, p)
+		}
+	}
+}
