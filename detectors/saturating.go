@@ -177,14 +177,18 @@ func (st *SaturatingTrend) closeBlock(b int64) {
 	st.last, st.cur, st.sum, st.cnt = st.cur, b, 0, 0
 }
 
-// noteDiff moves E|D| towards |d|, clipped at 4 σ_D once 12 changes were seen (not while E|D|
-// is 0: after a flat stretch the first changes must be able to raise it), discounted over
-// about a day of blocks.
+// noteDiff moves E|D| towards |d|, clipped at 4 σ_D once 12 changes were seen, discounted over
+// about a day of blocks; while E|D| is 0 (only flat blocks so far) the first change sets it, or
+// after a long flat stretch the discounted, clipped mean would take days to learn the spread.
 func (st *SaturatingTrend) noteDiff(d float64) {
 	st.nd++
 	d = math.Abs(d)
 	a := 1 / float64(st.nd)
-	if st.nd > 12 && st.absD > 0 {
+	if st.absD == 0 { // nothing but flat blocks so far: the first change sets the scale
+		st.absD = d
+		return
+	}
+	if st.nd > 12 {
 		d = math.Min(d, 4*1.2533*st.absD)
 		a = math.Max(a, float64(st.blk)/float64(24*time.Hour))
 	}
@@ -192,8 +196,8 @@ func (st *SaturatingTrend) noteDiff(d float64) {
 }
 
 // noteSlope moves the slope's long-run mean β̄ and spread E|β − β̄| towards this block's β,
-// clipped at 2σ_β once 12 slopes were seen (not while E|β − β̄| is 0), discounted over about
-// 3 days of blocks.
+// clipped at 2σ_β once 12 slopes were seen, discounted over about 3 days of blocks; while
+// E|β − β̄| is 0 after that (every slope the same) the first other slope sets it.
 func (st *SaturatingTrend) noteSlope(b float64) {
 	st.nbeta++
 	a := 1 / float64(st.nbeta)
@@ -201,7 +205,12 @@ func (st *SaturatingTrend) noteSlope(b float64) {
 		a = math.Max(a, float64(st.blk)/float64(72*time.Hour))
 	}
 	dev := math.Abs(b - st.meanB)
-	if st.nbeta > 12 && st.absB > 0 {
+	if st.nbeta > 12 && st.absB == 0 { // every slope so far the same: the first other one sets it
+		st.meanB += a * (b - st.meanB)
+		st.absB = dev
+		return
+	}
+	if st.nbeta > 12 {
 		dev = math.Min(dev, 2*1.2533*st.absB)
 		b = st.meanB + math.Max(-dev, math.Min(dev, b-st.meanB))
 	}
