@@ -248,8 +248,8 @@ func (c EnsembleConfig) Validate() error {
 // report, 4 after a false one), so λ* ranks the first above the second at the cost of d samples
 // of latency: d × the sampling interval (50 s at 10 s samples with the default 5). An onset
 // already at or above λ_A needs no confirmation and is emitted at once, as is a held report the
-// moment a report during the hold reaches λ_A (with the mean over the d samples taken with the
-// samples seen so far). The rows of the hold emit 0 (NaN/±Inf do not count as samples).
+// moment a report during the hold reaches λ_A (the sum of the samples seen so far still divided
+// by d, so an early emission is never boosted more than a full hold would be). The rows of the hold emit 0 (NaN/±Inf do not count as samples).
 // Confirm 0 emits every report at once. On NAB (labels used only to evaluate), Confirm 5 and
 // ConfirmWeight 0.5 raise the standard score by about 2 points, mostly by ranking false alarms
 // lower; Confirm 5–10 and ConfirmWeight 0.3–0.7 score within 0.5 of each other.
@@ -265,7 +265,8 @@ func (c EnsembleConfig) Validate() error {
 // it) ≤ k·P. The threshold chosen for a fleet of series (one for all, as on NAB) thus stops
 // being set by the few series that report all the time (bursty tweet volumes, machines that
 // change regime every few days), while a series' first report is judged unchanged and one after
-// ~H quiet samples nearly so.
+// ~H quiet samples nearly so. A report whose λ_emit falls to 0 or below is not emitted
+// (likelihood 0).
 // On NAB (labels used only to evaluate), H = 3000 raises the standard score by about 0.8
 // (grid mean) and the low-FP score by about 1.4; H from 2500 to 3500 scores within 0.1 of it,
 // 2000 and 5000 within 0.4; a weight of ln k other than 1 (0.5–1.5) within 0.7.
