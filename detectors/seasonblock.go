@@ -65,15 +65,28 @@ func (c SeasonBlockConfig) Validate() error {
 //
 // Profile and dispersion: P_w is a robust exponentially weighted mean of the blocks of hour w,
 // d_h a robust EW mean absolute deviation of the blocks of hour h from their profile, D the same
-// over all hours (weight max(0.01, 1/n), n blocks compared so far):
+// over all hours (weight max(0.01, 1/n), n blocks compared so far); c_h counts the deviations
+// of hour h so far and ρ = DispersionRate:
 //
-//	r = m − P_w,   s = max(d_h, D/4, 10⁻⁹·|m|, 10⁻¹²),   z = r/s,   r' = min(max(r, −Clip·s), Clip·s)
+//	r = m − P_w,   s = max((ρ·c_h·d_h + D)/(ρ·c_h + 1), D/4, 10⁻⁹·|m|, 10⁻¹²),   z = r/s
+//	r' = min(max(r, −Clip·s), Clip·s)
 //	P_w ← P_w + r/k          while 1/k > Rate (k: the blocks of hour w so far, this one included)
 //	P_w ← P_w + Rate·r'      afterwards
-//	d_h ← d_h + DispersionRate·(|r'| − d_h),   D ← D + max(0.01, 1/n)·(|r'| − D)
+//	d_h ← d_h + max(ρ, 1/c_h)·(|r'| − d_h)   (c_h counting this deviation),
+//	D ← D + max(0.01, 1/n)·(|r'| − D)
 //
-// (the first visit of hour w sets P_w = m, so a young cell is the plain mean of its blocks; the
-// first deviation of hour h sets d_h = |r'|; until hour h has a deviation, s uses D). The clip
+// (the first visit of hour w sets P_w = m, so a young cell is the plain mean of its blocks).
+// Likewise a young hour's dispersion: d_h is the plain mean of its first 1/ρ deviations, and
+// the scale s shrinks it toward the global D as if D were worth 1/ρ deviations of hour h (a
+// posterior mean with D as the prior; c_h = 0 gives s = D). Without the shrinkage, an hour
+// whose first deviation or two were small by chance gets a tiny s and its next ordinary blocks
+// |z| of 10–20, a heavy tail that the ensemble's calibrators then remember; it matters where
+// each hour-of-week cell is visited once a week (1-h blocks, hourly series), for which
+// judging starts with an hour's dispersion learned from two deviations. On NAB (labels used
+// only to evaluate), the young-dispersion rule raises the ensemble's grid-mean score by about
+// 1.1 at 30-min blocks (low FP 0.7, low FN 1.2), 0.8 at 15 min, 1.7 at 1 h, 0.1 at 45 min; the
+// prior's weight is on a plateau from 3 to 20 deviations, and a weight that never fades
+// (c_h capped at 1/ρ) loses most of the gain. The clip
 // keeps an anomalous day from moving the profile and the dispersions by more than Clip of their
 // scale; it is not applied to the first 48 compared blocks, whose dispersion is still being
 // learned, nor to a young profile cell: a cell learned from one or two blocks is not yet a
@@ -90,15 +103,15 @@ func (c SeasonBlockConfig) Validate() error {
 // compared (a day at the default Block); a series shorter than a week is never judged. Time: t
 // must be non-decreasing for the blocks to be meaningful. NaN/±Inf return Score{} and change
 // nothing; a block whose mean, deviation or z would overflow (finite samples near ±1.8e308) is
-// dropped unjudged and teaches nothing. Parameters and defaults (DefaultSeasonBlockConfig): Block 30 min, Rate 0.3,
-// DispersionRate 0.1, Clip 3. Memory: about 2.3 KiB, constant (168 profile cells with a visit
-// count, 24 dispersions).
+// dropped unjudged and teaches nothing. Parameters and defaults (DefaultSeasonBlockConfig):
+// Block 30 min, Rate 0.3, DispersionRate 0.1, Clip 3. Memory: about 2.4 KiB, constant (168
+// profile cells with a visit count, 24 dispersions with a deviation count).
 type SeasonBlock struct {
 	cfg     SeasonBlockConfig
 	prof    [sbWeekCells]float64 // P_w
 	visits  [sbWeekCells]uint32  // blocks of hour w so far (saturating); 0: no profile
 	disp    [sbDayCells]float64  // d_h
-	dseen   [sbDayCells]bool     // hour h has a dispersion
+	devs    [sbDayCells]uint32   // c_h: deviations of hour h so far (saturating)
 	all     float64              // D
 	n       int64                // blocks compared
 	first   int64                // start of the first block (ns)
@@ -164,10 +177,8 @@ func (s *SeasonBlock) close(start int64, m float64) (float64, bool) {
 		return 0, false
 	}
 	r := m - s.prof[w]
-	d := s.all
-	if s.dseen[h] {
-		d = s.disp[h]
-	}
+	c := float64(s.devs[h])
+	d := (c*s.cfg.DispersionRate*s.disp[h] + s.all) / (c*s.cfg.DispersionRate + 1)
 	d = max(d, 0.25*s.all, 1e-9*math.Abs(m), 1e-12)
 	z := r / d
 	if !finite(r) || !finite(z) || !finite(d) {
@@ -181,11 +192,10 @@ func (s *SeasonBlock) close(start int64, m float64) (float64, bool) {
 	if s.n >= sbWarmup {
 		rc = min(max(r, -s.cfg.Clip*d), s.cfg.Clip*d)
 	}
-	if s.dseen[h] {
-		s.disp[h] += s.cfg.DispersionRate * (math.Abs(rc) - s.disp[h])
-	} else {
-		s.dseen[h], s.disp[h] = true, math.Abs(rc)
+	if s.devs[h] < math.MaxUint32 {
+		s.devs[h]++
 	}
+	s.disp[h] += max(s.cfg.DispersionRate, 1/float64(s.devs[h])) * (math.Abs(rc) - s.disp[h])
 	s.n++
 	s.all += max(0.01, 1/float64(s.n)) * (math.Abs(rc) - s.all)
 	if k := float64(s.visits[w]); 1/k > s.cfg.Rate {
