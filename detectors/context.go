@@ -96,16 +96,18 @@ func (c ContextConfig) Validate() error {
 // Bins 10, Orders 4, Warmup 150, Memory 2048, Smooth 0.4. Memory: about 20 KiB, constant (the
 // 16 KiB table and the 4 KiB warm-up buffer).
 type Context struct {
+	// The state every sample reads comes first, the table after it and the warm-up buffer,
+	// unused once the grid is fixed, last: fewer cache lines per sample.
 	cfg    ContextConfig
-	tab    [ctxTableSize / 8]uint64       // 8-bit counters, eight to a word
-	hist   [ctxTilings][ctxMaxOrder]int64 // hist[τ][0] is the latest bin
-	buf    [ctxMaxWarmup]float64
 	origin float64
 	width  float64
 	r      float64 // smoothed surprise
 	n      int64
-	age    int // samples into the current aging period
-	cursor int // next word of the table to halve in this period
+	age    int                            // samples into the current aging period
+	cursor int                            // next word of the table to halve in this period
+	hist   [ctxMaxOrder][ctxTilings]int64 // hist[k][τ]: bin k+1 samples back; hist[0] is the latest
+	tab    [ctxTableSize / 8]uint64       // 8-bit counters, eight to a word
+	buf    [ctxMaxWarmup]float64
 }
 
 // NewContext returns a detector with the given configuration. It panics if cfg.Validate fails.
@@ -189,9 +191,9 @@ func (c *Context) bins(x float64) (int64, int64) {
 
 func (c *Context) push(b0, b1 int64) {
 	for j := c.cfg.Orders - 1; j > 0; j-- {
-		c.hist[0][j], c.hist[1][j] = c.hist[0][j-1], c.hist[1][j-1]
+		c.hist[j] = c.hist[j-1]
 	}
-	c.hist[0][0], c.hist[1][0] = b0, b1
+	c.hist[0] = [ctxTilings]int64{b0, b1}
 }
 
 // ctxMix folds v into the hash h.
@@ -227,7 +229,7 @@ func (c *Context) visit(b0, b1 int64, score bool) float64 {
 	for tau, b := range [ctxTilings]int64{b0, b1} {
 		h := ctxMix(uint64(0x5bd1e995+tau), b) // the unigram (b)
 		for k := range c.cfg.Orders {
-			h = ctxMix(h, c.hist[tau][k]) // the (k+2)-gram (b, b₋₁, …, b₋ₖ₋₁)
+			h = ctxMix(h, c.hist[k][tau]) // the (k+2)-gram (b, b₋₁, …, b₋ₖ₋₁)
 			i := ctxIndex(h)
 			w := &c.tab[i>>3]
 			sh := i & 7 * 8

@@ -49,8 +49,8 @@ type Forecaster interface {
 	Reset()
 }
 
-// finite reports whether x is neither NaN nor ±Inf.
-func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+// finite reports whether x is neither NaN nor ±Inf (|NaN| ≤ MaxFloat64 is false: one comparison).
+func finite(x float64) bool { return math.Abs(x) <= math.MaxFloat64 }
 
 // fieldError describes an invalid configuration field; key is the snake_case config key.
 func fieldError(kind, key string, v any, why string) error {

@@ -286,16 +286,15 @@ func (c EnsembleConfig) Validate() error {
 // SeasonBlock (a zero Block.Block disables it), default Context with Orders 2.
 // Memory: about 36 KiB, constant: the context member's 16 KiB table of counters and 4 KiB
 // warm-up buffer, the Holt–Winters season arrays (4 KiB), the four members' histograms
-// (8 KiB), the seasonal block member (2.3 KiB), the hourly dispersions, 24 bytes for the report
-// being confirmed and 8 for the report count.
+// (8.5 KiB with their padding to cache lines), the seasonal block member (2.4 KiB), the hourly
+// dispersions, 24 bytes for the report being confirmed and 8 for the report count.
+//
+// Layout: the controller keeps thousands of series, mostly cold in the cache, so a sample should
+// touch few cache lines. The long-memory calibrators come first (an Ensemble is large enough to
+// be allocated page-aligned, so each of them starts a cache line), then the small state every
+// sample reads, packed together, then the members' large arrays (TestEnsembleLayout).
 type Ensemble struct {
-	cfg      EnsembleConfig
-	hw       HoltWinters
-	mad      MAD
-	ctx      Context
-	cal      [ensembleN]tailCalib
 	hist     [ensembleN]histCalib
-	seas     [2]seasonScale // Holt–Winters and MAD
 	n        int64
 	peak     float64 // last reported λ
 	age      int64   // samples since it was reported
@@ -304,7 +303,13 @@ type Ensemble struct {
 	heldLam  float64 // its λ_0' (largest report since the onset)
 	heldSum  float64 // sum of the surprises since the onset
 	reports  float64 // k: reports over the last ~Multiplicity samples (exponentially weighted)
+	cal      [ensembleN]tailCalib
+	cfg      EnsembleConfig
+	mad      MAD
+	seas     seasonScale // Holt–Winters and MAD
+	hw       HoltWinters
 	blk      SeasonBlock
+	ctx      Context
 }
 
 // NewEnsemble returns an ensemble with the given configuration. It panics if cfg.Validate
@@ -325,9 +330,9 @@ func (e *Ensemble) Observe(t int64, x float64) Score {
 	}
 	zh, _ := e.hw.step(t, x)
 	zm, _ := e.mad.step(x)
-	h := bucket(t, hwDay, seasonBins)
-	lam := max(e.judge(0, e.seas[0].scale(h, zh, &e.cfg)), e.judge(1, e.seas[1].scale(h, zm, &e.cfg)))
-	if e.cfg.Block.Block > 0 {
+	z := e.seas.scale(bucket(t, hwDay, seasonBins), [2]float64{zh, zm}, &e.cfg)
+	lam := max(e.judge(0, z[0]), e.judge(1, z[1]))
+	if e.blk.cfg.Block > 0 { // e.cfg.Block.Block, read where the member's state is
 		if zb, ok := e.blk.step(t, x); ok {
 			lam = max(lam, e.judge(3, zb))
 		}
@@ -341,12 +346,15 @@ func (e *Ensemble) Observe(t int64, x float64) Score {
 		return Score{}
 	}
 	s := Score{Raw: lam}
-	bar := e.peak * max(0, 1-float64(e.age)/float64(e.cfg.Refractory))
+	bar := 0.0 // P·max(0, 1 − j/Refractory), 0 before the first report (P = 0) and once faded
+	if e.peak > 0 && e.age < int64(e.cfg.Refractory) {
+		bar = e.peak * max(0, 1-float64(e.age)/float64(e.cfg.Refractory))
+	}
 	if e.peak > 0 && e.age < int64(e.cfg.Repeat) { // only after a report
 		bar = max(bar, e.peak+e.cfg.RepeatGain)
 	}
 	rep := lam > bar
-	if e.cfg.Multiplicity > 0 {
+	if e.cfg.Multiplicity > 0 && e.reports > 0 { // k = 0 stays 0
 		e.reports -= e.reports / float64(e.cfg.Multiplicity)
 	}
 	if rep {

@@ -10,19 +10,22 @@ const (
 	seasonClip = 6  // |z| enters the dispersions clipped at this
 )
 
-// seasonScale divides a member's statistic by how much more it disperses at this hour of the
-// day than overall, so that routinely turbulent hours (daily bursts of tweets or traffic, the
-// edges of a daily square wave) stop surprising while quiet hours are judged as before.
+// seasonScale divides the statistics of the two value members (Holt–Winters and MAD) by how
+// much more each disperses at this hour of the day than overall, so that routinely turbulent
+// hours (daily bursts of tweets or traffic, the edges of a daily square wave) stop surprising
+// while quiet hours are judged as before. Both members see every sample, so they share the
+// hours visited and the count, and their dispersions at an hour sit side by side (one cache
+// line per sample for both).
 type seasonScale struct {
-	hour [seasonBins]float64 // EW mean of min(|z|, seasonClip) per hour, weight Season
-	seen uint32              // hours visited
-	all  float64             // EW mean of min(|z|, seasonClip), weight max(Memory, 1/n)
-	n    int64
+	seen uint32                 // hours visited
+	n    int64                  // samples absorbed
+	all  [2]float64             // per member, EW mean of min(|z|, seasonClip), weight max(Memory, 1/n)
+	hour [seasonBins][2]float64 // per hour and member, EW mean of min(|z|, seasonClip), weight Season
 }
 
-// scale returns z/max(1, D_h/D) for a sample in hour h (D_h and D before z is absorbed) and
-// absorbs z.
-func (s *seasonScale) scale(h int, z float64, cfg *EnsembleConfig) float64 {
+// scale returns z[j]/max(1, D_h/D) for each member j for a sample in hour h (D_h and D before z
+// is absorbed) and absorbs z.
+func (s *seasonScale) scale(h int, z [2]float64, cfg *EnsembleConfig) [2]float64 {
 	if cfg.Season == 0 {
 		return z
 	}
@@ -30,17 +33,20 @@ func (s *seasonScale) scale(h int, z float64, cfg *EnsembleConfig) float64 {
 		s.seen |= 1 << h
 		s.hour[h] = s.all
 	}
-	a := min(math.Abs(z), seasonClip)
-	if s.hour[h] > s.all && s.all > 0 {
-		z *= s.all / s.hour[h]
-	}
 	s.n++
 	w := cfg.Memory
 	if float64(s.n)*w < 1 {
 		w = 1 / float64(s.n)
 	}
-	s.all += w * (a - s.all)
-	s.hour[h] += cfg.Season * (a - s.hour[h])
+	d := &s.hour[h]
+	for j := range z {
+		a := min(math.Abs(z[j]), seasonClip)
+		if d[j] > s.all[j] && s.all[j] > 0 {
+			z[j] *= s.all[j] / d[j]
+		}
+		s.all[j] += w * (a - s.all[j])
+		d[j] += cfg.Season * (a - d[j])
+	}
 	return z
 }
 
@@ -49,6 +55,7 @@ type tailCalib struct {
 	mean, dev float64 // EW mean and mean absolute deviation of the surprise
 	q         float64 // streaming Level-quantile of the surprise
 	excess    float64 // EW mean of the excesses u − q
+	base      float64 // −ln(1 − Level), the λ at the quantile (set during the first potInit)
 	n         int64
 }
 
@@ -66,6 +73,7 @@ func (c *tailCalib) logTailProb(u float64, cfg *EnsembleConfig) float64 {
 	if c.n <= potInit { // start from the maximum: the quantile then settles from above
 		c.q = max(c.q, u)
 		c.excess = max(c.excess, c.dev)
+		c.base = -math.Log1p(-cfg.Level)
 		return 0
 	}
 	sc := max(c.dev, 1e-3)
@@ -73,7 +81,7 @@ func (c *tailCalib) logTailProb(u float64, cfg *EnsembleConfig) float64 {
 		c.q = max(0, c.q-cfg.Rate*sc*(1-cfg.Level))
 		return 0
 	}
-	lam := -math.Log1p(-cfg.Level) + (u-c.q)/max(c.excess, 0.1*sc)
+	lam := c.base + (u-c.q)/max(c.excess, 0.1*sc)
 	c.excess += 5 * cfg.Rate * ((u - c.q) - c.excess)
 	c.q += cfg.Rate * sc * cfg.Level
 	return lam
@@ -87,16 +95,24 @@ const (
 
 // histCalib is the long-memory calibrator: a slowly forgetting histogram of one member's
 // surprises, one per sign of its statistic, with an exponential tail fitted to the top of each.
+//
+// Layout: a sample reads the first cache line (n … top) and one bin of ws; lp and excess only
+// in the tail. The struct's size is a multiple of 64 bytes and Ensemble keeps its calibrators
+// first, so each starts a cache line and no bin straddles two (TestEnsembleLayout): the
+// controller keeps thousands of series, mostly cold in the cache.
 type histCalib struct {
-	// ws[sign][bin] holds the bin's weight and weighted sum of u side by side (one cache line
-	// per update: the controller keeps thousands of series, mostly cold in the cache).
+	n    int64
+	inc  float64    // weight of the next sample (grows by 1/(1−History))
+	grow float64    // 1/(1−History)
+	tot  float64    // total weight
+	q    [2]float64 // tail start per sign
+	top  [2]uint8   // per sign, no bin above top has ever had weight (fit starts there)
+	_    [14]byte
+	// ws[sign][bin] holds the bin's weight and weighted sum of u side by side.
 	ws     [2][histBins][2]float64
-	inc    float64 // weight of the next sample (grows by 1/(1−History))
-	grow   float64 // 1/(1−History)
-	tot    float64 // total weight
-	n      int64
-	q, lp  [2]float64 // tail start and −ln P(tail) per sign
+	lp     [2]float64 // −ln P(tail) per sign
 	excess [2]float64 // mean excess over q per sign
+	_      [32]byte
 }
 
 // logTailProb judges the surprise u ≥ 0 of a statistic of sign sd (0: ≥ 0, 1: < 0) against the
@@ -110,6 +126,7 @@ func (c *histCalib) logTailProb(u float64, sd int, cfg *EnsembleConfig) float64 
 		c.inc, c.grow = 1, 1/(1-cfg.History)
 	}
 	b := min(int(u*(1/histWidth)), histBins-1)
+	c.top[sd] = max(c.top[sd], uint8(b))
 	c.ws[sd][b][0] += c.inc
 	c.ws[sd][b][1] += c.inc * u
 	c.tot += c.inc
@@ -147,7 +164,15 @@ func (c *histCalib) refit(cfg *EnsembleConfig) {
 // reports whether the tail weight reached lim.
 func (c *histCalib) fit(sd int, lim float64, cfg *EnsembleConfig) bool {
 	m, su := 0.0, 0.0
-	b := histBins - 1
+	// The bins above top are empty: starting at top adds the same terms in the same order (m
+	// and su stay 0 over empty bins and never reach lim = Tail·tot > 0: tot includes the
+	// latest weight, which never falls below about 1).
+	var b int
+	if sd >= 0 {
+		b = int(c.top[sd])
+	} else {
+		b = int(max(c.top[0], c.top[1]))
+	}
 	for ; b >= 0; b-- {
 		if sd >= 0 {
 			m += c.ws[sd][b][0]

@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"testing"
+	"unsafe"
 )
 
 func TestEnsembleConfigValidate(t *testing.T) {
@@ -332,8 +333,9 @@ func TestLog1pFast(t *testing.T) {
 }
 
 // TestSeasonScale: a statistic that routinely disperses 5× more at noon is divided by about 5
-// at noon and hardly at the other hours (only by the noise of a ~10-sample dispersion); Season
-// 0 leaves it alone everywhere.
+// at noon and hardly at the other hours (only by the noise of a ~10-sample dispersion), while
+// the other member's statistic, without the burst, is hardly divided at noon either; Season 0
+// leaves both alone everywhere.
 func TestSeasonScale(t *testing.T) {
 	cfg := DefaultEnsembleConfig()
 	var s seasonScale
@@ -346,26 +348,29 @@ func TestSeasonScale(t *testing.T) {
 		if noon(i) {
 			z *= 5
 		}
-		s.scale(bucket(t2026+int64(i)*step, hwDay, seasonBins), z, &cfg)
+		s.scale(bucket(t2026+int64(i)*step, hwDay, seasonBins), [2]float64{z, r.NormFloat64()}, &cfg)
 	}
-	at := func(i int) float64 { // the divisor for z = 10 at sample i, without absorbing it
+	at := func(i, j int) float64 { // member j's divisor for z = 10 at sample i, without absorbing it
 		c := s
-		return 10 / c.scale(bucket(t2026+int64(i)*step, hwDay, seasonBins), 10, &cfg)
+		return 10 / c.scale(bucket(t2026+int64(i)*step, hwDay, seasonBins), [2]float64{10, 10}, &cfg)[j]
 	}
 	i := n
 	for !noon(i) {
 		i++
 	}
-	if d := at(i); d < 3 || d > 7 {
+	if d := at(i, 0); d < 3 || d > 7 {
 		t.Errorf("divisor at noon %.2f, want about 5", d)
 	}
+	if d := at(i, 1); d > 1.5 {
+		t.Errorf("the other member's divisor at noon %.2f, want about 1", d)
+	}
 	for h := 1; h < 12; h++ {
-		if d := at(i + 12*h); d > 1.5 {
+		if d := at(i+12*h, 0); d > 1.5 {
 			t.Errorf("divisor %d hours after noon %.2f, want about 1", h, d)
 		}
 	}
 	cfg.Season = 0
-	if d := at(i); d != 1 {
+	if d := at(i, 0); d != 1 {
 		t.Errorf("Season 0: divisor at noon %.2f, want 1", d)
 	}
 }
@@ -543,5 +548,29 @@ func TestEnsembleMultiplicity(t *testing.T) {
 	}
 	if emitted < 5 || lowered < 3 {
 		t.Errorf("%d reports, %d with k > 2: want ≥ 5 and ≥ 3", emitted, lowered)
+	}
+}
+
+// TestEnsembleLayout: the long-memory calibrators are the first field of Ensemble and a multiple
+// of 64 bytes long, and each one's histogram starts 64 bytes in, so on a page-aligned Ensemble
+// (a large allocation) each calibrator's per-sample fields fill one cache line and no bin of the
+// histogram straddles two; the ensemble stays under 36 KiB.
+func TestEnsembleLayout(t *testing.T) {
+	var e Ensemble
+	if off := unsafe.Offsetof(e.hist); off != 0 {
+		t.Errorf("hist at offset %d, want 0", off)
+	}
+	if size := unsafe.Sizeof(e.hist[0]); size%64 != 0 {
+		t.Errorf("histCalib is %d bytes, want a multiple of 64", size)
+	}
+	if off := unsafe.Offsetof(e.hist[0].ws); off != 64 {
+		t.Errorf("histCalib.ws at offset %d, want 64", off)
+	}
+	if size := unsafe.Sizeof(e); size > 36<<10 {
+		t.Errorf("Ensemble is %d bytes, want at most 36 KiB", size)
+	}
+	p := NewEnsemble(DefaultEnsembleConfig())
+	if a := uintptr(unsafe.Pointer(p)); a%64 != 0 {
+		t.Errorf("NewEnsemble's result at %#x, not 64-byte aligned", a)
 	}
 }

@@ -107,6 +107,7 @@ type HoltWinters struct {
 	dt       float64 // estimated sampling interval, ns
 	last     int64
 	n        int64
+	damp1    float64 // φ + … + φ^k for k = 1, the regularly sampled case
 	seen     [(hwDayBins + 63) / 64]uint64
 	day      [hwDayBins]float64
 	week     [hwWeekBins]float64
@@ -137,23 +138,28 @@ func (h *HoltWinters) step(t int64, x float64) (float64, bool) {
 	}
 	if h.n == 0 {
 		h.level, h.last, h.n = x, t, 1
+		h.damp1 = h.damping(1, h.cfg.Phi)
 		return 0, false
 	}
 	gap := float64(t - h.last)
 	k := 0.0
 	if gap > 0 {
-		if h.dt == 0 {
+		switch {
+		case h.dt == 0:
 			h.dt = gap
-		} else {
+		case gap != h.dt: // a gap equal to δ leaves it unchanged
 			h.dt += 0.1 * (max(h.dt/4, min(4*h.dt, gap)) - h.dt)
 		}
-		k = min(gap/h.dt, hwMaxSteps)
+		k = 1 // regular sampling: gap/δ = 1 exactly
+		if gap != h.dt {
+			k = min(gap/h.dt, hwMaxSteps)
+		}
 	}
 	d, w := bucket(t, hwDay, hwDayBins), bucket(t, hwWeek, hwWeekBins)
-	phik := math.Pow(h.cfg.Phi, k)
-	damp := k // φ + … + φ^k
-	if h.cfg.Phi < 1 {
-		damp = h.cfg.Phi * (1 - phik) / (1 - h.cfg.Phi)
+	phik, damp := h.cfg.Phi, h.damp1 // math.Pow(φ, 1) is φ
+	if k != 1 {
+		phik = math.Pow(h.cfg.Phi, k)
+		damp = h.damping(k, phik)
 	}
 	lvl := h.level + h.b*damp
 	e := x - (lvl + h.day[d] + h.week[w])
@@ -173,8 +179,14 @@ func (h *HoltWinters) step(t int64, x float64) (float64, bool) {
 	h.level = lvl + a*eps
 	h.b = phik*h.b + a*h.cfg.Beta*eps
 	if gap > 0 {
-		gd := h.cfg.GammaDay * min(1, gap/float64(hwDay/hwDayBins))
-		gw := h.cfg.GammaWeek * min(1, gap/float64(hwWeek/hwWeekBins))
+		gd := h.cfg.GammaDay // × min(1, gap/bucket width); the quotient is ≥ 1 iff gap ≥ width
+		if gap < float64(hwDay/hwDayBins) {
+			gd *= gap / float64(hwDay/hwDayBins)
+		}
+		gw := h.cfg.GammaWeek
+		if gap < float64(hwWeek/hwWeekBins) {
+			gw *= gap / float64(hwWeek/hwWeekBins)
+		}
 		if h.seen[d/64]&(1<<(d%64)) == 0 && h.cfg.GammaDay > 0 {
 			h.seen[d/64] |= 1 << (d % 64)
 			gd = 1
@@ -190,6 +202,14 @@ func (h *HoltWinters) step(t int64, x float64) (float64, bool) {
 	h.last = max(h.last, t)
 	h.n++
 	return z, warm
+}
+
+// damping returns φ + … + φ^k for φ^k = phik.
+func (h *HoltWinters) damping(k, phik float64) float64 {
+	if h.cfg.Phi < 1 {
+		return h.cfg.Phi * (1 - phik) / (1 - h.cfg.Phi)
+	}
+	return k
 }
 
 // bucket returns the index of t's bucket in a season of the given period (ns) and bucket count.

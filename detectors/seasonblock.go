@@ -107,18 +107,19 @@ func (c SeasonBlockConfig) Validate() error {
 // Block 30 min, Rate 0.3, DispersionRate 0.1, Clip 3. Memory: about 2.4 KiB, constant (168
 // profile cells with a visit count, 24 dispersions with a deviation count).
 type SeasonBlock struct {
+	// What every sample reads (cfg … started, 57 bytes) comes first, the per-hour cells last.
 	cfg     SeasonBlockConfig
-	prof    [sbWeekCells]float64 // P_w
-	visits  [sbWeekCells]uint32  // blocks of hour w so far (saturating); 0: no profile
-	disp    [sbDayCells]float64  // d_h
-	devs    [sbDayCells]uint32   // c_h: deviations of hour h so far (saturating)
-	all     float64              // D
-	n       int64                // blocks compared
-	first   int64                // start of the first block (ns)
 	cur     int64                // index of the open block
 	sum     float64              // sum of the open block's samples
 	cnt     int64                // and their number
 	started bool                 // a sample has been seen
+	all     float64              // D
+	n       int64                // blocks compared
+	first   int64                // start of the first block (ns)
+	prof    [sbWeekCells]float64 // P_w
+	disp    [sbDayCells]float64  // d_h
+	visits  [sbWeekCells]uint32  // blocks of hour w so far (saturating); 0: no profile
+	devs    [sbDayCells]uint32   // c_h: deviations of hour h so far (saturating)
 }
 
 // NewSeasonBlock returns a detector with the given configuration. It panics if cfg.Validate
@@ -147,9 +148,12 @@ func (s *SeasonBlock) Observe(t int64, x float64) Score {
 // block is judged (see SeasonBlock).
 func (s *SeasonBlock) step(t int64, x float64) (float64, bool) {
 	bl := int64(s.cfg.Block)
-	b := t / bl
-	if t < 0 && t%bl != 0 {
-		b--
+	b := s.cur // ⌊t/Block⌋; most samples fall in the open block, which needs no division
+	if start := s.cur * bl; !(t >= start && uint64(t-start) < uint64(bl)) {
+		b = t / bl
+		if t < 0 && t%bl != 0 {
+			b--
+		}
 	}
 	if !s.started {
 		s.started, s.cur, s.first = true, b, b*bl
