@@ -23,10 +23,14 @@ import (
 //	POST /api/v1/actions/deny    {"key": K, "by": NAME, "reason": R} drop it
 //	     (any controller: the decision is recorded in the action ledger first;
 //	     200 when this controller carried it out, 202 when the leader will,
-//	     404 nothing awaits approval under K, 409 decided already)
+//	     404 nothing awaits approval under K, 409 decided already, 503 the
+//	     decision could not be recorded: nothing done, try again)
 //	GET  /api/v1/routes         services' routes and member health
 //	POST /api/v1/failover        {"service": S, "to": M, "by": NAME} fail over now
 //	GET  /metrics               Prometheus text exposition of the counters
+//
+// The API does not authenticate its callers: keep api.listen on loopback
+// or behind an authenticating proxy (README, "Who may approve").
 func (c *Controller) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

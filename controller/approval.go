@@ -33,6 +33,15 @@ type pendingApproval struct {
 	warned   bool // a failure to record its expiry was logged
 }
 
+// approved is the approval an action runs with: by whom; recorded: it is
+// in the action's ledger entry (requested then), so the action starts
+// only once its start is recorded (dispatch.go, startRecorded).
+type approved struct {
+	by        string
+	recorded  bool
+	requested time.Time
+}
+
 type decision struct {
 	key, by, reason string
 	approve         bool
@@ -64,7 +73,7 @@ func (d *dispatcher) decideApproval(ctx context.Context, dec decision) (acted bo
 	p, held := d.pending[dec.key]
 	if held && !p.recorded {
 		delete(d.pending, dec.key)
-		d.carryOut(ctx, p.in, &LedgerApproval{Decision: verdict, By: dec.by, Reason: dec.reason})
+		d.carryOut(ctx, p.in, &LedgerApproval{Decision: verdict, By: dec.by, Reason: dec.reason}, false)
 		return true, nil
 	}
 	if d.ledger == nil {
@@ -95,13 +104,16 @@ func (d *dispatcher) decideApproval(ctx context.Context, dec decision) (acted bo
 // does, or the entry is settled, p is let go. It reports whether the
 // decision was carried out here.
 func (d *dispatcher) actOnEntry(ctx context.Context, key string, p *pendingApproval, e *LedgerEntry) bool {
+	leads := d.lease.leads(p.in.Epoch)
 	switch {
-	case e == nil || e.State != "awaiting_approval" || e.Epoch != p.in.Epoch || !d.lease.leads(p.in.Epoch):
+	case !leads || e == nil || e.State != "awaiting_approval" || e.Epoch != p.in.Epoch:
 		delete(d.pending, key)
-		why := "this controller no longer leads at its epoch"
-		if e == nil {
+		why := fmt.Sprintf("this controller no longer leads at epoch %d", p.in.Epoch)
+		switch {
+		case !leads:
+		case e == nil:
 			why = "its ledger entry is gone"
-		} else if e.State != "awaiting_approval" || e.Epoch != p.in.Epoch {
+		default:
 			why = fmt.Sprintf("its ledger entry is %s at epoch %d", e.State, e.Epoch)
 		}
 		d.records.update(p.in, "handed_over", "", "no longer held here: "+why, d.now())
@@ -111,15 +123,25 @@ func (d *dispatcher) actOnEntry(ctx context.Context, key string, p *pendingAppro
 		return false
 	}
 	delete(d.pending, key)
-	d.carryOut(ctx, p.in, e.Approval)
+	d.carryOut(ctx, p.in, e.Approval, true)
 	return true
 }
 
-// carryOut runs an approved intent, or records it as denied or expired.
-func (d *dispatcher) carryOut(ctx context.Context, in rules.Intent, a *LedgerApproval) {
+// carryOut runs an approved intent, or records it as denied or expired;
+// recorded: the decision is in the intent's ledger entry. A recorded
+// approval not carried out within actions.approval_timeout of its
+// decision (its start could not be recorded that long, or it waited for a
+// leader change) is not run any more: it is settled as expired.
+func (d *dispatcher) carryOut(ctx context.Context, in rules.Intent, a *LedgerApproval, recorded bool) {
 	switch a.Decision {
 	case DecisionApproved:
-		d.launch(ctx, in, d.now(), a.By)
+		now, timeout := d.now(), d.cfg.approvalTimeout()
+		if recorded && !a.At.IsZero() && now.Sub(a.At) >= timeout {
+			d.skip(in, OutcomeExpired, fmt.Sprintf("approved by %s at %s, but not carried out within actions.approval_timeout (%s) of the approval: not run",
+				orController(a.By), a.At.UTC().Format(time.RFC3339), timeout))
+			return
+		}
+		d.launch(ctx, in, now, &approved{by: a.By, recorded: recorded, requested: a.Requested})
 	case DecisionExpired:
 		d.skip(in, OutcomeExpired, "no decision within "+d.cfg.approvalTimeout().String())
 	default:
@@ -131,16 +153,35 @@ func (d *dispatcher) carryOut(ctx context.Context, in rules.Intent, a *LedgerApp
 	}
 }
 
+// approvalPassTime bounds the ledger work of one tick's pass over the
+// approvals (approvalPass): what is left waits for the next tick, so an
+// unreachable ledger (5s per read or write) does not stall the dispatcher.
+const approvalPassTime = time.Second
+
+// approvalPass is the approvals' work of a tick, within approvalPassTime:
+// adoptions to retry, decisions recorded elsewhere, expiries. Run's
+// goroutine.
+func (d *dispatcher) approvalPass(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, approvalPassTime)
+	defer cancel()
+	d.retryAdoptions(ctx)
+	d.pollDecisions(ctx)
+	d.expireApprovals(ctx, d.now())
+}
+
 // pollDecisions carries out the decisions recorded in the ledger through
 // another controller for the intents held here, and lets go of those
-// another term took over. Run's goroutine, every second.
+// another term took over. Run's goroutine, every second; it stops when ctx
+// ends (the requests not read are read at the next tick: map order varies).
+// An entry that cannot be read is skipped.
 func (d *dispatcher) pollDecisions(ctx context.Context) {
 	if d.ledger == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
 	for k, p := range d.pending {
+		if ctx.Err() != nil {
+			return
+		}
 		if !p.recorded {
 			continue
 		}
@@ -150,8 +191,8 @@ func (d *dispatcher) pollDecisions(ctx context.Context) {
 		}
 		e, err := d.ledger.get(ctx, k)
 		if err != nil {
-			d.log.Debug("action ledger: decisions not read", "err", err)
-			return // unreachable: the next tick tries again
+			d.log.Debug("action ledger: decision not read", "key", k, "err", err)
+			continue
 		}
 		d.actOnEntry(ctx, k, p, e)
 	}
@@ -159,15 +200,19 @@ func (d *dispatcher) pollDecisions(ctx context.Context) {
 
 // expireApprovals drops intents nobody decided on in time. A recorded
 // request expires by recording that (a decision recorded first wins); one
-// whose expiry cannot be recorded waits for the ledger.
+// whose expiry cannot be recorded waits for the ledger. It stops when ctx
+// ends; the rest expire at a later tick.
 func (d *dispatcher) expireApprovals(ctx context.Context, now time.Time) {
 	for k, p := range d.pending {
+		if ctx.Err() != nil {
+			return
+		}
 		if now.Sub(p.since) < d.cfg.approvalTimeout() {
 			continue
 		}
 		if !p.recorded {
 			delete(d.pending, k)
-			d.carryOut(ctx, p.in, &LedgerApproval{Decision: DecisionExpired})
+			d.carryOut(ctx, p.in, &LedgerApproval{Decision: DecisionExpired}, false)
 			continue
 		}
 		e, err := d.ledger.decide(ctx, k, LedgerApproval{Decision: DecisionExpired, At: now, On: d.lease.holderName()}, 0)
@@ -253,8 +298,12 @@ func (d *dispatcher) approvalIntent(e *LedgerEntry) (rules.Intent, error) {
 // entry that no longer awaits approval (its old leader started it after
 // all) is abandoned like any other such entry.
 func (d *dispatcher) adopt(ctx context.Context, a adoption) {
-	for _, key := range a.keys {
+	for i, key := range a.keys {
 		if !d.lease.leads(a.epoch) {
+			return
+		}
+		if ctx.Err() != nil { // the tick's pass is over (or Run's end): the rest later
+			d.readopt = append(d.readopt, adoption{epoch: a.epoch, keys: a.keys[i:]})
 			return
 		}
 		now := d.now()
@@ -280,7 +329,7 @@ func (d *dispatcher) adopt(ctx context.Context, a adoption) {
 		delete(d.pending, key)
 		if ap := e.Approval; ap.Decision != "" {
 			d.log.Info("decision recorded before the leader change carried out", "key", key, "decision", ap.Decision, "by", ap.By)
-			d.carryOut(ctx, in, ap)
+			d.carryOut(ctx, in, ap, true)
 			continue
 		}
 		d.pending[key] = &pendingApproval{in: in, since: e.Approval.Requested, recorded: true}
@@ -288,6 +337,16 @@ func (d *dispatcher) adopt(ctx context.Context, a adoption) {
 		d.log.Info("action awaiting approval taken over from an earlier term", "rule", in.Rule.Name, "host", in.Subject, "key", key,
 			"requested", e.Approval.Requested, "epoch", a.epoch)
 	}
+}
+
+// hold holds again an approved intent whose start could not be recorded
+// (dispatch.go, startRecorded): its entry still awaits approval at its
+// epoch, approved, so pollDecisions launches it again once the ledger
+// answers (unless its approval is older than the approval timeout by then,
+// see carryOut).
+func (d *dispatcher) hold(p *pendingApproval) {
+	d.pending[p.in.Key] = p
+	d.records.update(p.in, "awaiting_approval", "", "approved; its start could not be recorded in the action ledger: started once it can be", d.now())
 }
 
 func withLabel(m map[string]string, k, v string) map[string]string {

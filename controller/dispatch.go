@@ -43,6 +43,7 @@ type dispatcher struct {
 	lease    *lease    // nil: always leads (tests)
 	handover chan handoverIntent
 	adopts   chan adoption             // entries awaiting approval an earlier term left (approval.go)
+	requeue  chan *pendingApproval     // approved actions whose start could not be recorded (approval.go)
 	readopt  []adoption                // Run's goroutine: adoptions to retry (the ledger failed)
 	rules    atomic.Pointer[rules.Set] // the controller's rules: those an adopted intent runs
 	limits   rateLimits                // Run's goroutine
@@ -60,6 +61,7 @@ func newDispatcher(cfg ActionsConfig, pub *publisher, log *slog.Logger, now func
 		in:       make(chan rules.Intent, 1024),
 		handover: make(chan handoverIntent, 1024),
 		adopts:   make(chan adoption),
+		requeue:  make(chan *pendingApproval),
 		sem:      make(chan struct{}, cfg.Concurrency),
 		seen:     map[string]time.Time{},
 		lastRun:  map[string]time.Time{},
@@ -67,7 +69,7 @@ func newDispatcher(cfg ActionsConfig, pub *publisher, log *slog.Logger, now func
 		decide:   make(chan decision),
 		records:  newActionLog(1000),
 		terms:    make(chan uint64, 1),
-		inflight: inflightKeys{m: map[string]struct{}{}},
+		inflight: inflightKeys{m: map[string]int{}},
 		startAt:  time.Now(),
 	}
 }
@@ -93,7 +95,7 @@ func (d *dispatcher) Submit(in rules.Intent) bool {
 func (d *dispatcher) Run(ctx context.Context) error {
 	d.stopping = ctx.Done()
 	if d.pub.js != nil && d.cfg.Ledger != "off" {
-		l, err := openLedger(ctx, d.pub.js, d.cfg.Safety, d.log)
+		l, err := openLedger(ctx, d.pub.js, d.cfg.Safety, d.lease.fenceName(), d.log)
 		if err != nil {
 			return err
 		}
@@ -118,14 +120,14 @@ func (d *dispatcher) Run(ctx context.Context) error {
 			d.takeOver(ctx, h)
 		case a := <-d.adopts:
 			d.adopt(ctx, a)
+		case p := <-d.requeue:
+			d.hold(p)
 		case dec := <-d.decide:
 			var r decided
 			r.acted, r.err = d.decideApproval(ctx, dec)
 			dec.done <- r
 		case <-tick.C:
-			d.retryAdoptions(ctx)
-			d.pollDecisions(ctx)
-			d.expireApprovals(ctx, d.now())
+			d.approvalPass(ctx)
 			d.retryDeferred(ctx, d.now())
 		}
 	}
@@ -174,11 +176,12 @@ func (d *dispatcher) afterClaim(ctx context.Context, in rules.Intent, now time.T
 		d.await(in, now, recorded)
 		return
 	}
-	d.launch(ctx, in, now, "")
+	d.launch(ctx, in, now, nil)
 }
 
-// launch builds the intent's action and runs it in its own goroutine.
-func (d *dispatcher) launch(ctx context.Context, in rules.Intent, now time.Time, approvedBy string) {
+// launch builds the intent's action and runs it in its own goroutine;
+// ap is the approval of a manual-mode action (nil: automatic).
+func (d *dispatcher) launch(ctx context.Context, in rules.Intent, now time.Time, ap *approved) {
 	if !d.lease.leads(in.Epoch) {
 		d.skip(in, OutcomeNotLeader, fmt.Sprintf("this controller no longer leads at epoch %d", in.Epoch))
 		return
@@ -196,7 +199,7 @@ func (d *dispatcher) launch(ctx context.Context, in rules.Intent, now time.Time,
 	d.lastRun[r.Group+"/"+r.Name+"/"+in.Subject] = now
 	d.inflight.add(in.Key)
 	d.wg.Add(1)
-	go d.execute(context.WithoutCancel(ctx), act, in, approvedBy)
+	go d.execute(context.WithoutCancel(ctx), act, in, ap)
 }
 
 // expire forgets intent keys older than a day: a key embeds the firing's
@@ -224,7 +227,7 @@ func (d *dispatcher) skip(in rules.Intent, outcome, why string) {
 	d.log.Info("action skipped", "rule", in.Rule.Name, "host", in.Subject, "outcome", outcome, "reason", why)
 }
 
-func (d *dispatcher) execute(ctx context.Context, act Action, in rules.Intent, approvedBy string) {
+func (d *dispatcher) execute(ctx context.Context, act Action, in rules.Intent, ap *approved) {
 	defer d.wg.Done()
 	defer d.inflight.remove(in.Key)
 	d.sem <- struct{}{}
@@ -233,18 +236,13 @@ func (d *dispatcher) execute(ctx context.Context, act Action, in rules.Intent, a
 		d.skip(in, OutcomeNotLeader, fmt.Sprintf("this controller no longer leads at epoch %d", in.Epoch))
 		return
 	}
+	approvedBy := ""
+	if ap != nil {
+		approvedBy = ap.by
+	}
 	start := d.now()
-	if d.ledger != nil {
-		// The fence: a newer term that took the action over (an approval
-		// carried over) wrote its entry at its epoch; this write is refused.
-		err := d.ledger.setErr(in, "running", 1, "", start)
-		if errors.Is(err, ErrNotLeader) {
-			d.skip(in, OutcomeNotLeader, "a newer term holds the action: "+err.Error())
-			return
-		}
-		if err != nil {
-			d.log.Warn("action ledger: write failed", "key", in.Key, "state", "running", "epoch", in.Epoch, "err", err)
-		}
+	if d.ledger != nil && !d.startRecorded(in, ap, start) {
+		return
 	}
 	d.started.Add(1)
 	ev := d.event(in, "started")
@@ -291,6 +289,41 @@ func (d *dispatcher) execute(ctx context.Context, act Action, in rules.Intent, a
 	}
 	d.pub.Publish(ev)
 	d.records.update(in, "finished", o.Status, ev.Error, end)
+}
+
+// startRecorded writes in's entry "running", the fence of its start, and
+// reports whether the action may start. A newer term that took the action
+// over (an approval carried over) wrote the entry at its epoch: the write
+// is refused and the action not run. When the write fails otherwise (the
+// ledger unreachable, up to its 5s timeout), the lease is checked again:
+// a controller that stopped leading meanwhile does not run it. One still
+// leading runs an automatic action (its claim is recorded, so neither a
+// restart nor a later term runs it again: a later term abandons it), but
+// not one carrying out a recorded approval: that entry still reads
+// approved, awaiting approval, and a later term would carry it out a
+// second time. Such an action is held again, as awaiting approval, and
+// started once its start can be recorded (approval.go).
+func (d *dispatcher) startRecorded(in rules.Intent, ap *approved, start time.Time) bool {
+	err := d.ledger.setErr(in, "running", 1, "", start)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, ErrNotLeader):
+		d.skip(in, OutcomeNotLeader, "a newer term holds the action: "+err.Error())
+		return false
+	case !d.lease.leads(in.Epoch):
+		d.skip(in, OutcomeNotLeader, fmt.Sprintf("this controller stopped leading at epoch %d while recording the start (%v)", in.Epoch, err))
+		return false
+	case ap != nil && ap.recorded:
+		d.log.Warn("action ledger: start of an approved action not recorded; not started, held until it can be", "key", in.Key, "epoch", in.Epoch, "err", err)
+		select {
+		case d.requeue <- &pendingApproval{in: in, since: ap.requested, recorded: true}:
+		case <-d.stopping:
+		}
+		return false
+	}
+	d.log.Warn("action ledger: start not recorded; the action runs (its claim is recorded)", "key", in.Key, "epoch", in.Epoch, "err", err)
+	return true
 }
 
 func (d *dispatcher) event(in rules.Intent, phase string) *wire.Event {

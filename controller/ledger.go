@@ -140,6 +140,12 @@ type LedgerEntry struct {
 	// abandoned it in AbandonedBy (ledger_abandon.go).
 	Epoch       uint64 `json:"epoch,omitempty"`
 	AbandonedBy uint64 `json:"abandoned_by,omitempty"`
+	// Lease names the leader lease ("<bucket>/<key>") Epoch is a term of;
+	// controllers of other shards sharing the ledger bucket leave the
+	// entry alone (ledger_abandon.go). Empty: written without a lease, or
+	// by a version that did not record it (such entries are treated as
+	// any controller's, as before).
+	Lease string `json:"lease,omitempty"`
 	// Approval: of a manual-mode action, the request and the operator's
 	// decision once given (ledger_approval.go).
 	Approval *LedgerApproval `json:"approval,omitempty"`
@@ -157,11 +163,12 @@ type LedgerStep struct {
 // SHA-256 of the intent key (intent keys hold characters KV keys may
 // not); the value holds the intent key itself.
 type ledger struct {
-	kv  jetstream.KeyValue
-	log *slog.Logger
+	kv    jetstream.KeyValue
+	log   *slog.Logger
+	lease string // the lease this controller's terms are of, recorded in the entries it writes ("": none)
 }
 
-func openLedger(ctx context.Context, js jetstream.JetStream, s Safety, log *slog.Logger) (*ledger, error) {
+func openLedger(ctx context.Context, js jetstream.JetStream, s Safety, lease string, log *slog.Logger) (*ledger, error) {
 	ttl := s.LedgerTTL
 	if ttl == 0 {
 		ttl = 7 * 24 * time.Hour
@@ -174,7 +181,7 @@ func openLedger(ctx context.Context, js jetstream.JetStream, s Safety, log *slog
 	if err != nil {
 		return nil, fmt.Errorf("action ledger %s: %w", s.bucket(), err)
 	}
-	return &ledger{kv: kv, log: log}, nil
+	return &ledger{kv: kv, log: log, lease: lease}, nil
 }
 
 func ledgerKey(intentKey string) string {
@@ -187,7 +194,7 @@ func ledgerKey(intentKey string) string {
 // reached the error is returned (with true); the dispatcher then holds an
 // automatic action until a claim succeeds (ledger_wait.go).
 func (l *ledger) claim(ctx context.Context, in rules.Intent, now time.Time) (string, bool, error) {
-	e := newLedgerEntry(in, "pending", now)
+	e := l.newEntry(in, "pending", now)
 	b, _ := json.Marshal(e)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -273,13 +280,14 @@ func (l *ledger) setErr(in rules.Intent, state string, attempts int, errText str
 	defer cancel()
 	_, err := l.change(ctx, in.Key, func(e *LedgerEntry) (*LedgerEntry, error) {
 		if e == nil {
-			e = newLedgerEntry(in, state, now)
+			e = l.newEntry(in, state, now)
 		} else {
 			if e.Epoch > in.Epoch {
 				return nil, fmt.Errorf("%w: entry written at epoch %d, this write is of epoch %d", ErrNotLeader, e.Epoch, in.Epoch)
 			}
 			e.State, e.Updated, e.Epoch = state, now, in.Epoch
 			e.History = append(e.History, LedgerStep{State: state, At: now})
+			l.stamp(e)
 		}
 		e.Error = errText
 		if attempts > 0 {
@@ -344,8 +352,9 @@ func (l *ledger) getRev(ctx context.Context, intentKey string) (*LedgerEntry, ui
 	return &e, kve.Revision(), nil
 }
 
-func newLedgerEntry(in rules.Intent, state string, now time.Time) *LedgerEntry {
-	e := &LedgerEntry{Key: in.Key, State: state, Subject: in.Subject, Epoch: in.Epoch, Updated: now, History: []LedgerStep{{State: state, At: now}}}
+// newEntry is in's new entry in state, of this controller's lease.
+func (l *ledger) newEntry(in rules.Intent, state string, now time.Time) *LedgerEntry {
+	e := &LedgerEntry{Key: in.Key, State: state, Subject: in.Subject, Epoch: in.Epoch, Lease: l.lease, Updated: now, History: []LedgerStep{{State: state, At: now}}}
 	if r := in.Rule; r != nil {
 		e.Rule, e.Group, e.Severity = r.Name, r.Group, r.Severity
 		if r.Action != nil {
@@ -353,4 +362,13 @@ func newLedgerEntry(in rules.Intent, state string, now time.Time) *LedgerEntry {
 		}
 	}
 	return e
+}
+
+// stamp records this controller's lease in e, written at one of its
+// epochs (an entry of another lease is never written at ours: those are
+// left alone, see ledger_abandon.go).
+func (l *ledger) stamp(e *LedgerEntry) {
+	if l.lease != "" {
+		e.Lease = l.lease
+	}
 }

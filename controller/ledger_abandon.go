@@ -26,7 +26,8 @@ import (
 // entry keeps the epoch of the term that left it, so that if that
 // controller is alive and its action ends after all, its outcome is still
 // recorded over "abandoned". Actions of this very process (running when it
-// lost and regained the lease) are left alone. Entries awaiting approval
+// lost and regained the lease) are left alone, and so are the entries of
+// other leases (shards sharing the bucket). Entries awaiting approval
 // are not abandoned but taken over, their recorded decision carried out
 // (ledger_approval.go), unless this controller cannot run them (the rule
 // or its action is not configured here, or the entry predates recorded
@@ -42,21 +43,25 @@ const (
 var unsettled = map[string]bool{"pending": true, "awaiting_approval": true, "running": true, "retrying": true}
 
 // inflightKeys are the intent keys this process launched and whose action
-// has not returned yet.
+// has not returned yet, with how many attempts of each (an approved action
+// an earlier term launched may still wait for a slot while the new term's
+// attempt runs).
 type inflightKeys struct {
 	mu sync.Mutex
-	m  map[string]struct{}
+	m  map[string]int
 }
 
 func (k *inflightKeys) add(key string) {
 	k.mu.Lock()
-	k.m[key] = struct{}{}
+	k.m[key]++
 	k.mu.Unlock()
 }
 
 func (k *inflightKeys) remove(key string) {
 	k.mu.Lock()
-	delete(k.m, key)
+	if k.m[key]--; k.m[key] <= 0 {
+		delete(k.m, key)
+	}
 	k.mu.Unlock()
 }
 
@@ -115,9 +120,18 @@ func (d *dispatcher) resolveTerm(ctx context.Context, epoch uint64) {
 }
 
 // stale reports whether e was left unsettled by a term before epoch; at
-// epoch 0 (no lease) by a process before this one.
+// epoch 0 (no lease) by a process before this one. Entries of another
+// lease (a shard sharing the ledger bucket: its epochs do not compare with
+// ours) are never stale here. Nor are those of actions this process
+// launched that have not returned, except one still awaiting approval: an
+// approved action whose start was not recorded did not start (the start
+// is the "running" write, which the new term's takeover fences off), so
+// the new term takes it over and carries the approval out, once.
 func (d *dispatcher) stale(e *LedgerEntry, epoch uint64) bool {
-	if !unsettled[e.State] || d.inflight.has(e.Key) {
+	if !unsettled[e.State] || e.Lease != "" && e.Lease != d.lease.fenceName() {
+		return false
+	}
+	if e.State != "awaiting_approval" && d.inflight.has(e.Key) {
 		return false
 	}
 	if epoch == 0 {

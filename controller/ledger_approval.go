@@ -24,7 +24,12 @@ import (
 //     the entry at its own epoch (so the old leader's writes, including
 //     the one that would start the action, are refused) and runs it when
 //     an approval is recorded, drops it when a denial is, and otherwise
-//     waits on, the approval timeout still counted from the request;
+//     waits on, the approval timeout still counted from the request (also
+//     a new term of the same controller, whose old term launched the
+//     approved action but had not started it);
+//   - an approval is carried out only within the approval timeout of its
+//     decision; one older by the time a controller comes to run it is
+//     settled as expired (approval.go, carryOut);
 //   - the first decision recorded wins; a later one is refused
 //     (ErrAlreadyDecided). The approval timeout is recorded the same way
 //     (decision expired), so an approval racing it either wins or is
@@ -72,13 +77,14 @@ func (l *ledger) requestApproval(in rules.Intent, now time.Time) error {
 	const state = "awaiting_approval"
 	_, err := l.change(ctx, in.Key, func(e *LedgerEntry) (*LedgerEntry, error) {
 		if e == nil {
-			e = newLedgerEntry(in, state, now)
+			e = l.newEntry(in, state, now)
 		} else {
 			if e.Epoch > in.Epoch {
 				return nil, fmt.Errorf("%w: entry written at epoch %d, this write is of epoch %d", ErrNotLeader, e.Epoch, in.Epoch)
 			}
 			e.State, e.Updated, e.Epoch, e.Error = state, now, in.Epoch, ""
 			e.History = append(e.History, LedgerStep{State: state, At: now})
+			l.stamp(e)
 		}
 		e.Approval = &LedgerApproval{
 			Requested: now, FiredAt: in.At, Values: finiteValues(in.Values), Labels: in.Labels,
@@ -146,6 +152,7 @@ func (l *ledger) adopt(ctx context.Context, intentKey string, epoch uint64, now 
 		}
 		e.Epoch, e.Updated = epoch, now
 		e.History = append(e.History, LedgerStep{State: e.State, At: now})
+		l.stamp(e)
 		return e, nil
 	})
 }

@@ -57,9 +57,10 @@ func awaitingEntry(key string, epoch uint64, ago time.Duration, dec string) Ledg
 
 // TestTakenOverApprovals: a new term takes over what an earlier one left
 // awaiting approval: a recorded approval runs (once, with the recorded
-// intent, under the new epoch), a recorded denial is settled as denied,
-// and an undecided request waits on, expiring at the approval timeout
-// counted from the original request, not from the takeover.
+// intent, under the new epoch), unless it is older than the approval
+// timeout (then it is settled as expired), a recorded denial is settled
+// as denied, and an undecided request waits on, expiring at the approval
+// timeout counted from the original request, not from the takeover.
 func TestTakenOverApprovals(t *testing.T) {
 	ns := natsembed.StartT(t)
 	pub, stop := jsPublisher(t, ns.URL())
@@ -73,7 +74,9 @@ func TestTakenOverApprovals(t *testing.T) {
 	})
 	b := openLedgerBucket(t, ns.URL())
 	young := awaitingEntry("young-3", 3, 59*time.Minute, "")
+	late := awaitingEntry("late-3", 3, 3*time.Hour, DecisionApproved) // approved 3h ago
 	for _, e := range []LedgerEntry{
+		late,
 		awaitingEntry("approved-3", 3, 10*time.Minute, DecisionApproved),
 		awaitingEntry("denied-3", 3, 10*time.Minute, DecisionDenied),
 		awaitingEntry("old-3", 3, 2*time.Hour, ""),
@@ -84,7 +87,7 @@ func TestTakenOverApprovals(t *testing.T) {
 
 	h.d.NewTerm(7)
 	got := map[string]string{}
-	for _, ev := range h.events(t, 4) { // approved: started, finished; denied; old: expired
+	for _, ev := range h.events(t, 5) { // approved: started, finished; late, denied; old: expired
 		got[ev.Key+" "+ev.State] = ev.Outcome + " " + ev.Error + " " + ev.Labels["approved_by"]
 	}
 	want := map[string]string{
@@ -92,6 +95,8 @@ func TestTakenOverApprovals(t *testing.T) {
 		"approved-3 finished": OutcomeSuccess + "  bob",
 		"denied-3 skipped":    OutcomeDenied + " denied by bob: change freeze ",
 		"old-3 skipped":       OutcomeExpired + " no decision within 1h0m0s ",
+		"late-3 skipped": OutcomeExpired + " approved by bob at " + late.Approval.At.UTC().Format(time.RFC3339) +
+			", but not carried out within actions.approval_timeout (1h0m0s) of the approval: not run ",
 	}
 	for k, v := range want {
 		if got[k] != v {
@@ -101,7 +106,7 @@ func TestTakenOverApprovals(t *testing.T) {
 	if lines := logLines(t, logPath); len(lines) != 1 || lines[0] != "approved-3 web-1 r" {
 		t.Fatalf("action log %q, want approved-3 once", lines)
 	}
-	for key, state := range map[string]string{"approved-3": "succeeded", "denied-3": "skipped", "old-3": "skipped"} {
+	for key, state := range map[string]string{"approved-3": "succeeded", "denied-3": "skipped", "old-3": "skipped", "late-3": "skipped"} {
 		waitFor(t, key+" settled", func() bool { return b.entry(key).State == state })
 		if e := b.entry(key); e.Epoch != 7 {
 			t.Errorf("%s: settled at epoch %d, want 7", key, e.Epoch)

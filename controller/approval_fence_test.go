@@ -1,0 +1,387 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/vigil-sre/vigil/internal/natsembed"
+	"github.com/vigil-sre/vigil/internal/wire"
+	"github.com/vigil-sre/vigil/rules"
+)
+
+// setLeading moves l to a term at epoch, as when it lost the lease and
+// acquired it again (or another controller did: this one then no longer
+// leads at its old epoch).
+func setLeading(l *lease, epoch uint64) {
+	l.mu.Lock()
+	l.epoch, l.leader, l.validUntil = epoch, true, time.Now().Add(time.Hour)
+	l.mu.Unlock()
+}
+
+func releaseGate(t *testing.T, gate string) {
+	t.Helper()
+	f, err := os.OpenFile(gate, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("start release\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// approvedWaiting starts a dispatcher leading at epoch 3 with one action
+// slot, which g/busy holds, and an approval of g/r on web-1 recorded in the
+// ledger: the approved action waits for the slot (released by
+// releaseGate).
+func approvedWaiting(t *testing.T) (h *dispHarness, b *ledgerBucket, ls *lease, in rules.Intent, logPath, gate string) {
+	t.Helper()
+	ns := natsembed.StartT(t)
+	pub, stop := jsPublisher(t, ns.URL())
+	t.Cleanup(stop)
+	dir := t.TempDir()
+	logPath, gate = filepath.Join(dir, "actions.log"), filepath.Join(dir, "gate")
+	set, manual, busy := approvalSet(t, logPath, gate)
+	ls = leadingAt(3)
+	h = startDispatcher(t, ActionsConfig{Concurrency: 1, ApprovalTimeout: time.Hour}, pub, func(d *dispatcher) { d.lease = ls; d.rules.Store(set) })
+	b = openLedgerBucket(t, ns.URL())
+
+	hold := testIntent(busy, "web-0", "g/busy/web-0/1")
+	hold.Epoch = 3
+	h.d.Submit(hold)
+	wantEvent(t, h.events(t, 1)[0], hold.Key, "started", "")
+	waitFor(t, "the busy action holds the slot", func() bool { b, _ := os.ReadFile(gate); return strings.Count(string(b), "start ") == 1 })
+	in = testIntent(manual, "web-1", "g/r/web-1/1")
+	in.Epoch = 3
+	h.d.Submit(in)
+	wantEvent(t, h.events(t, 1)[0], in.Key, "awaiting_approval", "")
+	if acted, err := h.d.Decide(context.Background(), in.Key, "alice", "", true); err != nil || !acted {
+		t.Fatalf("approve on the leader: acted %v, %v", acted, err)
+	}
+	return h, b, ls, in, logPath, gate
+}
+
+// TestApprovalSurvivesOwnLeaseBlip: a controller approves an action, which
+// waits for a slot; the controller loses the lease and acquires it again
+// (a new term). The new term takes the approved action over and runs it
+// once; the old term's attempt is refused. (It used to stay awaiting
+// approval, approved, until some later leader change ran it.)
+func TestApprovalSurvivesOwnLeaseBlip(t *testing.T) {
+	h, b, ls, in, logPath, gate := approvedWaiting(t)
+
+	setLeading(ls, 4)
+	h.d.NewTerm(4)
+	waitFor(t, "the approved action taken over at epoch 4", func() bool { return b.entry(in.Key).Epoch == 4 })
+	releaseGate(t, gate)
+	got := map[string]string{}
+	for _, ev := range h.events(t, 4) { // busy finished; ours: epoch 3 refused, started, finished
+		got[ev.Key+" "+ev.State] = ev.Outcome + " " + ev.Labels["approved_by"]
+	}
+	want := map[string]string{
+		"g/busy/web-0/1 finished": OutcomeSuccess + " ",
+		in.Key + " skipped":       OutcomeNotLeader + " ",
+		in.Key + " started":       " alice",
+		in.Key + " finished":      OutcomeSuccess + " alice",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("event %s: %q, want %q (all: %q)", k, got[k], v, got)
+		}
+	}
+	h.stop()
+	h.noMoreEvents(t)
+	if lines := logLines(t, logPath); len(lines) != 1 || lines[0] != in.Key+" web-1 r" {
+		t.Fatalf("action log %q, want %s once", lines, in.Key)
+	}
+	if e := b.entry(in.Key); e.State != "succeeded" || e.Epoch != 4 || e.Approval.By != "alice" {
+		t.Errorf("entry %+v: want succeeded at epoch 4, approved by alice", e)
+	}
+}
+
+// swallow subscribes, on its own connection, to subject and never answers:
+// requests to it wait for their timeout, as when a JetStream stream's
+// leader is unreachable. It counts the requests.
+func swallow(t *testing.T, url, subject string) (n *atomic.Int64, seen <-chan struct{}, stop func()) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n = new(atomic.Int64)
+	ch := make(chan struct{}, 1)
+	sub, err := nc.Subscribe(subject, func(*nats.Msg) {
+		n.Add(1)
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	})
+	if err == nil {
+		err = nc.Flush()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop = func() { _ = sub.Unsubscribe(); nc.Close() }
+	t.Cleanup(stop)
+	return n, ch, stop
+}
+
+// directGet is the subject of the ledger's reads of intentKey's entry.
+func directGet(intentKey string) string {
+	return "$JS.API.DIRECT.GET.KV_" + DefaultLedgerBucket + ".$KV." + DefaultLedgerBucket + "." + ledgerKey(intentKey)
+}
+
+// TestDeposedWhileRecordingStartDoesNotRun: the write that starts an
+// approved action hangs (the ledger unreachable) and the controller loses
+// the lease meanwhile; when the write fails, the action is not run.
+func TestDeposedWhileRecordingStartDoesNotRun(t *testing.T) {
+	h, b, ls, in, logPath, gate := approvedWaiting(t)
+	url := h.pub.js.Conn().ConnectedUrl()
+
+	b.remove() // the busy action's final write fails at once; ours hangs:
+	_, seen, _ := swallow(t, url, directGet(in.Key))
+	releaseGate(t, gate)
+	wantEvent(t, h.events(t, 1)[0], "g/busy/web-0/1", "finished", OutcomeSuccess)
+	select {
+	case <-seen:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the approved action's start was not written")
+	}
+	setLeading(ls, 4) // another term begins while the write hangs
+	ev := h.events(t, 1)[0]
+	wantEvent(t, ev, in.Key, "skipped", OutcomeNotLeader)
+	if !strings.Contains(ev.Error, "stopped leading at epoch 3 while recording the start") {
+		t.Errorf("not_leader reason %q", ev.Error)
+	}
+	h.stop()
+	h.noMoreEvents(t)
+	if lines := logLines(t, logPath); len(lines) != 0 {
+		t.Fatalf("action log %q, want nothing run", lines)
+	}
+}
+
+// TestApprovedStartWaitsForLedger: the write that starts an approved action
+// fails while the controller still leads. The action does not run
+// unrecorded (its entry still reads approved, and a later term would carry
+// it out again): it is held, and started once the ledger answers.
+func TestApprovedStartWaitsForLedger(t *testing.T) {
+	h, b, _, in, logPath, gate := approvedWaiting(t)
+	e := b.entry(in.Key)
+	if e.State != "awaiting_approval" || e.Approval.Decision != DecisionApproved {
+		t.Fatalf("entry before the start: %+v", e)
+	}
+
+	b.remove()
+	releaseGate(t, gate)
+	wantEvent(t, h.events(t, 1)[0], "g/busy/web-0/1", "finished", OutcomeSuccess)
+	waitFor(t, "the approved action held again", func() bool {
+		for _, r := range h.d.records.list() {
+			if r.Key == in.Key {
+				return r.State == "awaiting_approval" && strings.Contains(r.Error, "start could not be recorded")
+			}
+		}
+		return false
+	})
+	if lines := logLines(t, logPath); len(lines) != 0 {
+		t.Fatalf("action log %q while the ledger is unreachable, want nothing run", lines)
+	}
+
+	b.restore() // the ledger is back, with the entry
+	b.put(*e)
+	evs := h.events(t, 2)
+	wantEvent(t, evs[0], in.Key, "started", "")
+	wantEvent(t, evs[1], in.Key, "finished", OutcomeSuccess)
+	if evs[0].Labels["approved_by"] != "alice" {
+		t.Errorf("started event's approved_by %q", evs[0].Labels["approved_by"])
+	}
+	h.stop()
+	h.noMoreEvents(t)
+	if lines := logLines(t, logPath); len(lines) != 1 || lines[0] != in.Key+" web-1 r" {
+		t.Fatalf("action log %q, want %s once", lines, in.Key)
+	}
+	if e := b.entry(in.Key); e.State != "succeeded" || e.Epoch != 3 {
+		t.Errorf("entry %+v: want succeeded at epoch 3", e)
+	}
+}
+
+// TestApprovalPassBounded: the dispatcher's per-tick pass over the
+// requests it holds reads past entries it cannot read, and a ledger that
+// does not answer costs it one timeout per tick, not one per request.
+func TestApprovalPassBounded(t *testing.T) {
+	ns := natsembed.StartT(t)
+	pub, stop := jsPublisher(t, ns.URL())
+	defer stop()
+	set, manual, _ := approvalSet(t, filepath.Join(t.TempDir(), "actions.log"), "")
+	d := newDispatcher(ActionsConfig{Concurrency: 1, ApprovalTimeout: time.Hour}, pub, discardLog(), time.Now)
+	d.lease = leadingAt(3)
+	d.rules.Store(set)
+	l, err := openLedger(context.Background(), pub.js, Safety{}, d.lease.fenceName(), discardLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.ledger = l
+	b := openLedgerBucket(t, ns.URL())
+	hold := func(key string, since time.Time) {
+		in := testIntent(manual, "web-1", key)
+		in.Epoch = 3
+		d.pending[key] = &pendingApproval{in: in, since: since, recorded: true}
+	}
+
+	// Ten entries cannot be read (not JSON), ten are denied: one pass
+	// settles the ten denied ones.
+	for i := range 10 {
+		bad := fmt.Sprintf("bad-%d", i)
+		if _, err := b.kv.Put(context.Background(), ledgerKey(bad), []byte("{not json")); err != nil {
+			t.Fatal(err)
+		}
+		hold(bad, time.Now())
+		denied := fmt.Sprintf("denied-%d", i)
+		b.put(awaitingEntry(denied, 3, time.Minute, DecisionDenied))
+		hold(denied, time.Now())
+	}
+	d.pollDecisions(context.Background())
+	for i := range 10 {
+		if _, ok := d.pending[fmt.Sprintf("denied-%d", i)]; ok {
+			t.Errorf("denied-%d still held after a pass", i)
+		}
+		if _, ok := d.pending[fmt.Sprintf("bad-%d", i)]; !ok {
+			t.Errorf("bad-%d let go", i)
+		}
+	}
+	for range 10 {
+		var ev *wire.Event
+		select {
+		case ev = <-pub.ch:
+		default:
+			t.Fatal("fewer than 10 events of denied actions")
+		}
+		if ev.State != "skipped" || ev.Outcome != OutcomeDenied || !strings.HasPrefix(ev.Key, "denied-") {
+			t.Errorf("event %s, want a denied one skipped", describeEvents([]*wire.Event{ev}))
+		}
+	}
+
+	// Six requests expired while the ledger does not answer: a pass asks
+	// it once and leaves the rest for the next ticks.
+	clear(d.pending)
+	for i := range 6 {
+		key := fmt.Sprintf("old-%d", i)
+		b.put(awaitingEntry(key, 3, 2*time.Hour, ""))
+		hold(key, time.Now().Add(-2*time.Hour))
+	}
+	b.remove()
+	url := ns.URL()
+	gets, _, stopGets := swallow(t, url, "$JS.API.DIRECT.GET.KV_"+DefaultLedgerBucket+".>")
+	writes, _, stopWrites := swallow(t, url, "$KV."+DefaultLedgerBucket+".>")
+	d.approvalPass(context.Background())
+	if n := gets.Load() + writes.Load(); n > 1 {
+		t.Errorf("one pass sent %d requests to a ledger that does not answer, want 1", n)
+	}
+	if len(d.pending) != 6 {
+		t.Errorf("%d requests held after the pass, want 6", len(d.pending))
+	}
+	stopGets()
+	stopWrites()
+	b.restore()
+	for i := range 6 {
+		b.put(awaitingEntry(fmt.Sprintf("old-%d", i), 3, 2*time.Hour, ""))
+	}
+	for pass := 0; len(d.pending) > 0; pass++ {
+		if pass == 100 {
+			t.Fatalf("%d requests still held after 100 passes", len(d.pending))
+		}
+		d.approvalPass(context.Background())
+	}
+	for i := range 6 {
+		if e := b.entry(fmt.Sprintf("old-%d", i)); e.State != "skipped" || e.Approval.Decision != DecisionExpired {
+			t.Errorf("old-%d: %+v, want skipped as expired", i, e)
+		}
+	}
+
+	// A request held when this controller no longer leads at its epoch is
+	// let go, saying so.
+	b.put(awaitingEntry("moved", 3, time.Minute, ""))
+	hold("moved", time.Now())
+	setLeading(d.lease, 4)
+	d.pollDecisions(context.Background())
+	const why = "no longer held here: this controller no longer leads at epoch 3"
+	recs := d.records.list()
+	i := slices.IndexFunc(recs, func(r ActionRecord) bool { return r.Key == "moved" })
+	if _, ok := d.pending["moved"]; ok || i < 0 || recs[i].State != "handed_over" || recs[i].Error != why {
+		t.Errorf("a request held at a lost epoch: still held %v, record %+v; want let go, %q", ok, recs[max(i, 0)], why)
+	}
+}
+
+// TestShardsSharingLedgerLeaveEachOther: controllers of two shards (two
+// lease keys) share the ledger bucket. A new term of shard A takes over
+// and settles only the entries of its own lease (and those recording no
+// lease, as before); shard B's, awaiting approval or running at an older
+// epoch, are left alone.
+func TestShardsSharingLedgerLeaveEachOther(t *testing.T) {
+	ns := natsembed.StartT(t)
+	pub, stop := jsPublisher(t, ns.URL())
+	defer stop()
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "actions.log")
+	set, manual, _ := approvalSet(t, logPath, filepath.Join(dir, "gate"))
+	ls := &lease{cfg: LeaseConfig{Bucket: DefaultLeaseBucket, Key: "shard-a"}}
+	setLeading(ls, 7)
+	h := startDispatcher(t, ActionsConfig{Concurrency: 1, ApprovalTimeout: time.Hour}, pub, func(d *dispatcher) { d.lease = ls; d.rules.Store(set) })
+	b := openLedgerBucket(t, ns.URL())
+	const shardA, shardB = DefaultLeaseBucket + "/shard-a", DefaultLeaseBucket + "/shard-b"
+	ours := awaitingEntry("ours-3", 3, 10*time.Minute, DecisionApproved)
+	ours.Lease = shardA
+	theirs := awaitingEntry("theirs-3", 3, 10*time.Minute, DecisionApproved)
+	theirs.Lease = shardB
+	theirsRunning := awaitingEntry("theirs-running-3", 3, 10*time.Minute, DecisionApproved)
+	theirsRunning.Lease, theirsRunning.State = shardB, "running"
+	legacy := awaitingEntry("legacy-running-3", 3, 10*time.Minute, DecisionApproved)
+	legacy.State = "running"
+	for _, e := range []LedgerEntry{ours, theirs, theirsRunning, legacy} {
+		b.put(e)
+	}
+
+	h.d.NewTerm(7)
+	got := map[string]string{}
+	for _, ev := range h.events(t, 3) { // legacy abandoned (the scan), then ours started, finished
+		got[ev.Key+" "+ev.State] = ev.Outcome
+	}
+	want := map[string]string{"legacy-running-3 abandoned": OutcomeUnknown, "ours-3 started": "", "ours-3 finished": OutcomeSuccess}
+	for k, v := range want {
+		if o, ok := got[k]; !ok || o != v {
+			t.Errorf("event %s: %q, want %q (all: %q)", k, o, v, got)
+		}
+	}
+	waitFor(t, "ours-3 settled", func() bool { return b.entry("ours-3").State == "succeeded" })
+	if e := b.entry("ours-3"); e.Epoch != 7 || e.Lease != shardA {
+		t.Errorf("ours-3: epoch %d, lease %q; want 7, %s", e.Epoch, e.Lease, shardA)
+	}
+	for _, w := range []LedgerEntry{theirs, theirsRunning} {
+		if e := b.entry(w.Key); e.State != w.State || e.Epoch != 3 || e.Lease != shardB {
+			t.Errorf("shard B's %s written by shard A: %s at epoch %d, lease %q", w.Key, e.State, e.Epoch, e.Lease)
+		}
+	}
+
+	// What shard A writes records its lease.
+	in := testIntent(manual, "web-2", "g/r/web-2/1")
+	in.Epoch = 7
+	h.d.Submit(in)
+	wantEvent(t, h.events(t, 1)[0], in.Key, "awaiting_approval", "")
+	if e := b.entry(in.Key); e.Lease != shardA || e.Epoch != 7 {
+		t.Errorf("new entry: lease %q at epoch %d, want %s at 7", e.Lease, e.Epoch, shardA)
+	}
+	h.stop()
+	h.noMoreEvents(t)
+	if lines := logLines(t, logPath); len(lines) != 1 || lines[0] != "ours-3 web-1 r" {
+		t.Fatalf("action log %q, want ours-3 once", lines)
+	}
+}
