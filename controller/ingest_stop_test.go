@@ -27,37 +27,8 @@ var stallWait = jetstream.WithStallWait(30 * time.Second)
 // batch stranded in flight would come back only after the consumer's ack
 // wait of one minute; 40 s is a bound on correctness, not on speed.
 func TestIngestStopLeavesNothingInFlight(t *testing.T) {
-	ns := natsembed.StartT(t)
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	setup, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := EnsureStreams(setup, js, StreamsConfig{}); err != nil {
-		t.Fatal(err)
-	}
 	const total = 40000
-	for i := 1; i <= total; i++ {
-		line := fmt.Sprintf("disk,host=h1,path=/data used_percent=%d %d\n", 40+i%50, int64(1_700_000_000+i)*1e9)
-		if _, err := js.PublishAsync(wire.TelemetrySubject("h1"), []byte(line), stallWait); err != nil {
-			t.Fatal(err)
-		}
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-setup.Done():
-		t.Fatal("publishing the backlog did not complete")
-	}
-	cons, err := js.CreateOrUpdateConsumer(setup, wire.TelemetryStream, telemetryConsumer("ingest-stop"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cons := telemetryBacklog(t, "ingest-stop", total)
 
 	c := &Controller{log: discardLog()}
 	handled := map[uint64]bool{} // stream sequences handled (acknowledged)
@@ -137,37 +108,8 @@ func TestIngestStopLeavesNothingInFlight(t *testing.T) {
 // order: the store drops a series' samples older than its newest, so
 // older batches redelivered after newer ones would never be processed.
 func TestIngestRestartKeepsOrder(t *testing.T) {
-	ns := natsembed.StartT(t)
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	setup, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := EnsureStreams(setup, js, StreamsConfig{}); err != nil {
-		t.Fatal(err)
-	}
 	const total = 20000
-	for i := 1; i <= total; i++ {
-		line := fmt.Sprintf("disk,host=h1,path=/data used_percent=%d %d\n", 40+i%50, int64(1_700_000_000+i)*1e9)
-		if _, err := js.PublishAsync(wire.TelemetrySubject("h1"), []byte(line), stallWait); err != nil {
-			t.Fatal(err)
-		}
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-setup.Done():
-		t.Fatal("publishing the backlog did not complete")
-	}
-	cons, err := js.CreateOrUpdateConsumer(setup, wire.TelemetryStream, telemetryConsumer("ingest-order"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cons := telemetryBacklog(t, "ingest-order", total)
 	c := &Controller{log: discardLog()}
 	seq := func(m jetstream.Msg) uint64 {
 		md, err := m.Metadata()
@@ -225,4 +167,42 @@ func TestIngestRestartKeepsOrder(t *testing.T) {
 			t.Fatalf("after 40s only %d of %d batches", n, total)
 		}
 	}
+}
+
+// telemetryBacklog starts a NATS server with Vigil's streams, publishes n
+// telemetry batches of one host and returns the durable telemetry consumer
+// name on them, configured as the controller configures it.
+func telemetryBacklog(t *testing.T, name string, n int) jetstream.Consumer {
+	t.Helper()
+	ns := natsembed.StartT(t)
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setup, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := EnsureStreams(setup, js, StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		line := fmt.Sprintf("disk,host=h1,path=/data used_percent=%d %d\n", 40+i%50, int64(1_700_000_000+i)*1e9)
+		if _, err := js.PublishAsync(wire.TelemetrySubject("h1"), []byte(line), stallWait); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-setup.Done():
+		t.Fatal("publishing the backlog did not complete")
+	}
+	cons, err := js.CreateOrUpdateConsumer(setup, wire.TelemetryStream, telemetryConsumer(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cons
 }
