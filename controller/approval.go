@@ -40,6 +40,7 @@ type approved struct {
 	by        string
 	recorded  bool
 	requested time.Time
+	at        time.Time // when the approval was recorded (zero: not recorded)
 }
 
 type decision struct {
@@ -72,6 +73,12 @@ func (d *dispatcher) decideApproval(ctx context.Context, dec decision) (acted bo
 	}
 	p, held := d.pending[dec.key]
 	if held && !p.recorded {
+		if t := d.cfg.approvalTimeout(); d.now().Sub(p.since) >= t {
+			delete(d.pending, dec.key)
+			d.carryOut(ctx, p.in, &LedgerApproval{Decision: DecisionExpired}, false)
+			return false, fmt.Errorf("%w: %q: its approval was requested at %s, more than actions.approval_timeout (%s) ago",
+				ErrNoSuchApproval, dec.key, p.since.UTC().Format(time.RFC3339), t)
+		}
 		delete(d.pending, dec.key)
 		d.carryOut(ctx, p.in, &LedgerApproval{Decision: verdict, By: dec.by, Reason: dec.reason}, false)
 		return true, nil
@@ -141,7 +148,7 @@ func (d *dispatcher) carryOut(ctx context.Context, in rules.Intent, a *LedgerApp
 				orController(a.By), a.At.UTC().Format(time.RFC3339), timeout))
 			return
 		}
-		d.launch(ctx, in, now, &approved{by: a.By, recorded: recorded, requested: a.Requested})
+		d.launch(ctx, in, now, &approved{by: a.By, recorded: recorded, requested: a.Requested, at: a.At})
 	case DecisionExpired:
 		d.skip(in, OutcomeExpired, "no decision within "+d.cfg.approvalTimeout().String())
 	default:
@@ -162,11 +169,32 @@ const approvalPassTime = time.Second
 // adoptions to retry, decisions recorded elsewhere, expiries. Run's
 // goroutine.
 func (d *dispatcher) approvalPass(ctx context.Context) {
+	d.expireHeld(ctx, d.now()) // needs no ledger read: never starved by one that hangs
 	ctx, cancel := context.WithTimeout(ctx, approvalPassTime)
 	defer cancel()
-	d.retryAdoptions(ctx)
-	d.pollDecisions(ctx)
-	d.expireApprovals(ctx, d.now())
+	phases := [...]func(context.Context){
+		d.retryAdoptions,
+		d.pollDecisions,
+		func(ctx context.Context) { d.expireApprovals(ctx, d.now()) },
+	}
+	d.turn = (d.turn + 1) % len(phases) // each goes first in turn: a hanging read cannot starve the others
+	for i := range phases {
+		if ctx.Err() != nil {
+			return
+		}
+		phases[(d.turn+i)%len(phases)](ctx)
+	}
+}
+
+// expireHeld expires the requests held in memory only (not recorded in
+// the ledger) that nobody decided on in time.
+func (d *dispatcher) expireHeld(ctx context.Context, now time.Time) {
+	for k, p := range d.pending {
+		if !p.recorded && now.Sub(p.since) >= d.cfg.approvalTimeout() {
+			delete(d.pending, k)
+			d.carryOut(ctx, p.in, &LedgerApproval{Decision: DecisionExpired}, false)
+		}
+	}
 }
 
 // pollDecisions carries out the decisions recorded in the ledger through
@@ -207,13 +235,8 @@ func (d *dispatcher) expireApprovals(ctx context.Context, now time.Time) {
 		if ctx.Err() != nil {
 			return
 		}
-		if now.Sub(p.since) < d.cfg.approvalTimeout() {
-			continue
-		}
-		if !p.recorded {
-			delete(d.pending, k)
-			d.carryOut(ctx, p.in, &LedgerApproval{Decision: DecisionExpired}, false)
-			continue
+		if !p.recorded || now.Sub(p.since) < d.cfg.approvalTimeout() {
+			continue // in memory only: expireHeld
 		}
 		e, err := d.ledger.decide(ctx, k, LedgerApproval{Decision: DecisionExpired, At: now, On: d.lease.holderName()}, 0)
 		switch {
@@ -346,6 +369,7 @@ func (d *dispatcher) adopt(ctx context.Context, a adoption) {
 // see carryOut).
 func (d *dispatcher) hold(p *pendingApproval) {
 	d.pending[p.in.Key] = p
+	d.relaunch[p.in.Key] = true
 	d.records.update(p.in, "awaiting_approval", "", "approved; its start could not be recorded in the action ledger: started once it can be", d.now())
 }
 

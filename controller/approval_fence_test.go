@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -383,5 +384,92 @@ func TestShardsSharingLedgerLeaveEachOther(t *testing.T) {
 	h.noMoreEvents(t)
 	if lines := logLines(t, logPath); len(lines) != 1 || lines[0] != "ours-3 web-1 r" {
 		t.Fatalf("action log %q, want ours-3 once", lines)
+	}
+}
+
+// TestHeldApprovalExpiresWhileLedgerHangs: a request held in memory only
+// (the ledger failed to record it) expires on time even while a read of
+// a recorded request hangs, and an approval of it that comes after its
+// timeout is refused, not run.
+func TestHeldApprovalExpiresWhileLedgerHangs(t *testing.T) {
+	ns := natsembed.StartT(t)
+	pub, stop := jsPublisher(t, ns.URL())
+	defer stop()
+	logPath := filepath.Join(t.TempDir(), "actions.log")
+	set, manual, _ := approvalSet(t, logPath, "")
+	d := newDispatcher(ActionsConfig{Concurrency: 1, ApprovalTimeout: time.Hour}, pub, discardLog(), time.Now)
+	d.lease = leadingAt(3)
+	d.rules.Store(set)
+	l, err := openLedger(context.Background(), pub.js, Safety{}, d.lease.fenceName(), discardLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.ledger = l
+	b := openLedgerBucket(t, ns.URL())
+	rec := testIntent(manual, "web-1", "recorded")
+	rec.Epoch = 3
+	b.put(awaitingEntry("recorded", 3, time.Minute, ""))
+	d.pending["recorded"] = &pendingApproval{in: rec, since: time.Now(), recorded: true}
+	mem := testIntent(manual, "web-2", "memory")
+	mem.Epoch = 3
+	d.pending["memory"] = &pendingApproval{in: mem, since: time.Now().Add(-2 * time.Hour)}
+	late := testIntent(manual, "web-3", "late")
+	late.Epoch = 3
+	d.pending["late"] = &pendingApproval{in: late, since: time.Now().Add(-2 * time.Hour)}
+
+	b.remove()
+	_, _, stopGets := swallow(t, ns.URL(), "$JS.API.DIRECT.GET.KV_"+DefaultLedgerBucket+".>")
+	defer stopGets()
+	_, _, stopWrites := swallow(t, ns.URL(), "$KV."+DefaultLedgerBucket+".>")
+	defer stopWrites()
+
+	// An approval of the 2-hour-old request held in memory: refused.
+	acted, err := d.decideApproval(context.Background(), decision{key: "late", by: "alice", approve: true})
+	if acted || !errors.Is(err, ErrNoSuchApproval) {
+		t.Errorf("approving a request older than the approval timeout: acted %v, err %v; want refused", acted, err)
+	}
+	for range 3 {
+		d.approvalPass(context.Background())
+	}
+	if _, ok := d.pending["memory"]; ok {
+		t.Error("the 2-hour-old request held in memory is still held after 3 passes with the ledger hanging")
+	}
+	if _, ok := d.pending["recorded"]; !ok {
+		t.Error("the recorded request was let go")
+	}
+	d.wg.Wait()
+	if b, err := os.ReadFile(logPath); err == nil && len(b) > 0 {
+		t.Errorf("an expired request ran: action log %q", b)
+	}
+}
+
+// TestHeldApprovalKeepsItsRateSlot: an approved action held again because
+// its start could not be recorded took its rate-limit slot at its first
+// launch; launching it again must not count it twice (each retry used up a
+// slot, until the approved action was skipped as rate limited).
+func TestHeldApprovalKeepsItsRateSlot(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "actions.log")
+	_, manual, _ := approvalSet(t, logPath, "")
+	pub := &publisher{ch: make(chan *wire.Event, 64)}
+	d := newDispatcher(ActionsConfig{Concurrency: 1, ApprovalTimeout: time.Hour, Safety: Safety{MaxPerMinute: 1}}, pub, discardLog(), time.Now)
+	in := testIntent(manual, "web-1", "held")
+	ap := &approved{by: "alice"}
+	d.launch(context.Background(), in, time.Now(), ap) // its first launch takes the minute's only slot
+	d.wg.Wait()
+	d.hold(&pendingApproval{in: in, since: time.Now()})
+	delete(d.pending, "held")
+	d.launch(context.Background(), in, time.Now(), ap)
+	d.wg.Wait()
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "web-1"); n != 2 {
+		t.Errorf("action ran %d times, want 2 (the relaunch of a held approval is not rate limited): log %q", n, b)
+	}
+	for len(pub.ch) > 0 {
+		if ev := <-pub.ch; ev.Outcome == OutcomeRateLimited {
+			t.Errorf("relaunch skipped: %s", describeEvents([]*wire.Event{ev}))
+		}
 	}
 }

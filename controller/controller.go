@@ -209,12 +209,12 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	msgs := make(chan jetstream.Msg, 4096)
 	var late []jetstream.Msg // received by ingest after ctx's end
-	lower.Add(1)
-	go func() { defer lower.Done(); late = c.ingest(ctx, cons, msgs) }()
+	ingested := make(chan struct{})
+	go func() { defer close(ingested); late = c.ingest(ctx, cons, msgs) }()
 
 	err = c.loop(ctx, msgs)
 
-	lower.Wait() // ingest (its last pull has ended) and dispatcher (running actions finish)
+	<-ingested // its last pull has ended (within fetchWait)
 	// Fetched, not processed: back to the stream for the next run (Nak),
 	// oldest first — the queue, then what ingest received after it — as
 	// the server redelivers in the order of the Naks, and a series' older
@@ -226,6 +226,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	if c.nc.IsConnected() {
 		_ = c.nc.FlushTimeout(5 * time.Second) // the Naks reach the server even if the process exits next
 	}
+	lower.Wait()  // dispatcher (running actions finish), lease, failover: not before the Naks, which must not wait out the ack wait
 	c.pub.Close() // then the events queue drains: Run returns once all are acknowledged
 	select {
 	case <-pubDone:

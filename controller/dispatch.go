@@ -47,6 +47,8 @@ type dispatcher struct {
 	readopt  []adoption                // Run's goroutine: adoptions to retry (the ledger failed)
 	rules    atomic.Pointer[rules.Set] // the controller's rules: those an adopted intent runs
 	limits   rateLimits                // Run's goroutine
+	relaunch map[string]bool           // Run's goroutine: approved keys held again (hold): their rate-limit slot was taken
+	turn     int                       // Run's goroutine: which approval phase goes first (approvalPass)
 	stopping <-chan struct{}           // closed when Run's ctx ends: no more retries
 
 	submitted, started, succeeded, failed, skipped, overflow atomic.Uint64
@@ -66,6 +68,7 @@ func newDispatcher(cfg ActionsConfig, pub *publisher, log *slog.Logger, now func
 		seen:     map[string]time.Time{},
 		lastRun:  map[string]time.Time{},
 		pending:  map[string]*pendingApproval{},
+		relaunch: map[string]bool{},
 		decide:   make(chan decision),
 		records:  newActionLog(1000),
 		terms:    make(chan uint64, 1),
@@ -186,7 +189,11 @@ func (d *dispatcher) launch(ctx context.Context, in rules.Intent, now time.Time,
 		d.skip(in, OutcomeNotLeader, fmt.Sprintf("this controller no longer leads at epoch %d", in.Epoch))
 		return
 	}
-	if why := d.limits.allow(d.cfg.Safety, in.Rule.Group+"/"+in.Rule.Name, now); why != "" {
+	// An approved action held again because its start could not be
+	// recorded took its rate-limit slot at its first launch.
+	if d.relaunch[in.Key] {
+		delete(d.relaunch, in.Key)
+	} else if why := d.limits.allow(d.cfg.Safety, in.Rule.Group+"/"+in.Rule.Name, now); why != "" {
 		d.skip(in, OutcomeRateLimited, why)
 		return
 	}
@@ -241,6 +248,12 @@ func (d *dispatcher) execute(ctx context.Context, act Action, in rules.Intent, a
 		approvedBy = ap.by
 	}
 	start := d.now()
+	if ap != nil && ap.recorded && !ap.at.IsZero() && start.Sub(ap.at) >= d.cfg.approvalTimeout() {
+		// It waited for a slot past its approval's validity (carryOut's rule).
+		d.skip(in, OutcomeExpired, fmt.Sprintf("approved by %s at %s, but not started within actions.approval_timeout (%s) of the approval (it waited for a free slot): not run",
+			orController(ap.by), ap.at.UTC().Format(time.RFC3339), d.cfg.approvalTimeout()))
+		return
+	}
 	if d.ledger != nil && !d.startRecorded(in, ap, start) {
 		return
 	}

@@ -28,7 +28,7 @@ var stallWait = jetstream.WithStallWait(30 * time.Second)
 // wait of one minute; 40 s is a bound on correctness, not on speed.
 func TestIngestStopLeavesNothingInFlight(t *testing.T) {
 	const total = 40000
-	cons := telemetryBacklog(t, "ingest-stop", total)
+	cons, nc := telemetryBacklog(t, "ingest-stop", total)
 
 	c := &Controller{log: discardLog()}
 	handled := map[uint64]bool{} // stream sequences handled (acknowledged)
@@ -80,6 +80,7 @@ func TestIngestStopLeavesNothingInFlight(t *testing.T) {
 			_ = (<-out).Nak() // handed over, not handled: as Run does
 		}
 		nakAll(late)
+		flushT(t, nc) // as Run does before it returns
 	}
 	t.Logf("20 pulls stopped; ingest returned after %v", stops)
 
@@ -109,7 +110,7 @@ func TestIngestStopLeavesNothingInFlight(t *testing.T) {
 // older batches redelivered after newer ones would never be processed.
 func TestIngestRestartKeepsOrder(t *testing.T) {
 	const total = 20000
-	cons := telemetryBacklog(t, "ingest-order", total)
+	cons, nc := telemetryBacklog(t, "ingest-order", total)
 	c := &Controller{log: discardLog()}
 	seq := func(m jetstream.Msg) uint64 {
 		md, err := m.Metadata()
@@ -147,6 +148,7 @@ func TestIngestRestartKeepsOrder(t *testing.T) {
 		_ = (<-out).Nak()
 	}
 	nakAll(late)
+	flushT(t, nc) // as Run does: the server has the Naks, in order, before the next run pulls
 	t.Logf("stopped with %d batches queued and %d received after the stop", queued, len(late))
 
 	out = make(chan jetstream.Msg, 4096)
@@ -171,8 +173,9 @@ func TestIngestRestartKeepsOrder(t *testing.T) {
 
 // telemetryBacklog starts a NATS server with Vigil's streams, publishes n
 // telemetry batches of one host and returns the durable telemetry consumer
-// name on them, configured as the controller configures it.
-func telemetryBacklog(t *testing.T, name string, n int) jetstream.Consumer {
+// name on them, configured as the controller configures it, and the
+// connection it uses.
+func telemetryBacklog(t *testing.T, name string, n int) (jetstream.Consumer, *nats.Conn) {
 	t.Helper()
 	ns := natsembed.StartT(t)
 	nc, err := nats.Connect(ns.URL())
@@ -204,5 +207,12 @@ func telemetryBacklog(t *testing.T, name string, n int) jetstream.Consumer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cons
+	return cons, nc
+}
+
+func flushT(t *testing.T, nc *nats.Conn) {
+	t.Helper()
+	if err := nc.FlushTimeout(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 }

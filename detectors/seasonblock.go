@@ -183,6 +183,10 @@ func (s *SeasonBlock) close(start int64, m float64) (float64, bool) {
 	r := m - s.prof[w]
 	c := float64(s.devs[h])
 	d := (c*s.cfg.DispersionRate*s.disp[h] + s.all) / (c*s.cfg.DispersionRate + 1)
+	if math.IsInf(d, 0) { // the weighted sum overflowed (values near 1e308); the mean itself did not
+		w := c * s.cfg.DispersionRate / (c*s.cfg.DispersionRate + 1)
+		d = s.all + w*(s.disp[h]-s.all)
+	}
 	d = max(d, 0.25*s.all, 1e-9*math.Abs(m), 1e-12)
 	z := r / d
 	if !finite(r) || !finite(z) || !finite(d) {

@@ -266,3 +266,27 @@ func TestSeasonBlockYoungDispersion(t *testing.T) {
 	}
 	t.Logf("worst |z| %.2f", worst)
 }
+
+// Data near the top of float64 (2e307·noise): the hour dispersions' weighted sum overflows
+// while their mean does not; the member must keep judging (it dropped every block of an hour
+// for good once its sum overflowed).
+func TestSeasonBlockHugeScaleKeepsJudging(t *testing.T) {
+	cfg := DefaultSeasonBlockConfig()
+	s := NewSeasonBlock(cfg)
+	bl := int64(cfg.Block)
+	t0 := t2026 - t2026%hwWeek
+	r := newRand(5)
+	perWeek := make([]int, 10)
+	for b := range 10 * 7 * 48 {
+		x := 2e307 * max(-5, min(5, r.NormFloat64()))
+		if sc := s.Observe(t0+int64(b)*bl, x); sc.Raw != 0 {
+			perWeek[b/(7*48)]++
+		}
+	}
+	for w := 2; w < 10; w++ {
+		if perWeek[w] < 300 {
+			t.Errorf("week %d: %d blocks judged, want ≈ 336 (per week: %v)", w, perWeek[w], perWeek)
+			break
+		}
+	}
+}
