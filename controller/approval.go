@@ -113,6 +113,15 @@ func (d *dispatcher) decideApproval(ctx context.Context, dec decision) (acted bo
 func (d *dispatcher) actOnEntry(ctx context.Context, key string, p *pendingApproval, e *LedgerEntry) bool {
 	leads := d.lease.leads(p.in.Epoch)
 	switch {
+	case leads && e != nil && e.State == "running" && e.Epoch == p.in.Epoch && d.relaunch[key] && !d.inflight.has(key) &&
+		e.Approval != nil && e.Approval.Decision == DecisionApproved:
+		// Held again because its start write reported a failure, yet the
+		// write landed (a timeout after the server applied it): "running"
+		// at this term's epoch is this controller's own claim, and the
+		// action has not started. Start it now (the write is repeated).
+		delete(d.pending, key)
+		d.carryOut(ctx, p.in, e.Approval, true)
+		return true
 	case !leads || e == nil || e.State != "awaiting_approval" || e.Epoch != p.in.Epoch:
 		delete(d.pending, key)
 		why := fmt.Sprintf("this controller no longer leads at epoch %d", p.in.Epoch)

@@ -473,3 +473,45 @@ func TestHeldApprovalKeepsItsRateSlot(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldApprovalWhoseStartLanded: the start write of an approved action
+// reported a failure (a timeout) but the server applied it, so the entry
+// says "running" at this term's epoch although nothing started. The held
+// approval is this controller's own claim: it starts the action (once),
+// instead of reading the entry as handed over and never running it.
+func TestHeldApprovalWhoseStartLanded(t *testing.T) {
+	ns := natsembed.StartT(t)
+	pub, stop := jsPublisher(t, ns.URL())
+	defer stop()
+	logPath := filepath.Join(t.TempDir(), "actions.log")
+	set, manual, _ := approvalSet(t, logPath, "")
+	d := newDispatcher(ActionsConfig{Concurrency: 1, ApprovalTimeout: time.Hour}, pub, discardLog(), time.Now)
+	d.lease = leadingAt(3)
+	d.rules.Store(set)
+	l, err := openLedger(context.Background(), pub.js, Safety{}, d.lease.fenceName(), discardLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.ledger = l
+	b := openLedgerBucket(t, ns.URL())
+	e := awaitingEntry("landed", 3, time.Minute, DecisionApproved)
+	e.State = "running"
+	e.History = append(e.History, LedgerStep{State: "running", At: time.Now()})
+	b.put(e)
+	in := testIntent(manual, "web-1", "landed")
+	in.Epoch = 3
+	d.hold(&pendingApproval{in: in, since: e.Approval.Requested, recorded: true})
+
+	d.pollDecisions(context.Background())
+	d.wg.Wait()
+	log, err := os.ReadFile(logPath)
+	if err != nil || strings.Count(string(log), "web-1") != 1 {
+		t.Fatalf("action log %q (%v), want the approved action run once", log, err)
+	}
+	if got := b.entry("landed"); got.State != "succeeded" || got.Epoch != 3 {
+		t.Errorf("entry %s at epoch %d, want succeeded at 3", got.State, got.Epoch)
+	}
+	if _, ok := d.pending["landed"]; ok {
+		t.Error("still held after it ran")
+	}
+}
