@@ -392,20 +392,7 @@ func TestShardsSharingLedgerLeaveEachOther(t *testing.T) {
 // a recorded request hangs, and an approval of it that comes after its
 // timeout is refused, not run.
 func TestHeldApprovalExpiresWhileLedgerHangs(t *testing.T) {
-	ns := natsembed.StartT(t)
-	pub, stop := jsPublisher(t, ns.URL())
-	defer stop()
-	logPath := filepath.Join(t.TempDir(), "actions.log")
-	set, manual, _ := approvalSet(t, logPath, "")
-	d := newDispatcher(ActionsConfig{Concurrency: 1, ApprovalTimeout: time.Hour}, pub, discardLog(), time.Now)
-	d.lease = leadingAt(3)
-	d.rules.Store(set)
-	l, err := openLedger(context.Background(), pub.js, Safety{}, d.lease.fenceName(), discardLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.ledger = l
-	b := openLedgerBucket(t, ns.URL())
+	ns, d, b, manual, logPath := ledgerDispatcher(t)
 	rec := testIntent(manual, "web-1", "recorded")
 	rec.Epoch = 3
 	b.put(awaitingEntry("recorded", 3, time.Minute, ""))
@@ -480,20 +467,7 @@ func TestHeldApprovalKeepsItsRateSlot(t *testing.T) {
 // approval is this controller's own claim: it starts the action (once),
 // instead of reading the entry as handed over and never running it.
 func TestHeldApprovalWhoseStartLanded(t *testing.T) {
-	ns := natsembed.StartT(t)
-	pub, stop := jsPublisher(t, ns.URL())
-	defer stop()
-	logPath := filepath.Join(t.TempDir(), "actions.log")
-	set, manual, _ := approvalSet(t, logPath, "")
-	d := newDispatcher(ActionsConfig{Concurrency: 1, ApprovalTimeout: time.Hour}, pub, discardLog(), time.Now)
-	d.lease = leadingAt(3)
-	d.rules.Store(set)
-	l, err := openLedger(context.Background(), pub.js, Safety{}, d.lease.fenceName(), discardLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.ledger = l
-	b := openLedgerBucket(t, ns.URL())
+	_, d, b, manual, logPath := ledgerDispatcher(t)
 	e := awaitingEntry("landed", 3, time.Minute, DecisionApproved)
 	e.State = "running"
 	e.History = append(e.History, LedgerStep{State: "running", At: time.Now()})
@@ -514,4 +488,26 @@ func TestHeldApprovalWhoseStartLanded(t *testing.T) {
 	if _, ok := d.pending["landed"]; ok {
 		t.Error("still held after it ran")
 	}
+}
+
+// ledgerDispatcher is a dispatcher leading at epoch 3 with the action
+// ledger of a fresh server (approval timeout 1 h, one slot), the ledger's
+// bucket for the test to read and break, the manual rule of approvalSet
+// and its action log.
+func ledgerDispatcher(t *testing.T) (ns *natsembed.Server, d *dispatcher, b *ledgerBucket, manual *rules.Rule, logPath string) {
+	t.Helper()
+	ns = natsembed.StartT(t)
+	pub, stop := jsPublisher(t, ns.URL())
+	t.Cleanup(stop)
+	logPath = filepath.Join(t.TempDir(), "actions.log")
+	set, manual, _ := approvalSet(t, logPath, "")
+	d = newDispatcher(ActionsConfig{Concurrency: 1, ApprovalTimeout: time.Hour}, pub, discardLog(), time.Now)
+	d.lease = leadingAt(3)
+	d.rules.Store(set)
+	l, err := openLedger(context.Background(), pub.js, Safety{}, d.lease.fenceName(), discardLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.ledger = l
+	return ns, d, openLedgerBucket(t, ns.URL()), manual, logPath
 }
