@@ -256,24 +256,26 @@ func callETA(c *evalCtx, args []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := e.key("eta", level, false)
 	eta, conf, ok := c.src.ETA(c.subject, e.sel, level, c.now)
+	return c.etaResult(e.key("eta", level, false), eta, ok, conf >= c.minConfidence), nil
+}
+
+// etaResult records and returns an ETA the forecaster gave (ok: it had data
+// for the selector; holds: the ETA answers the function's question), or
+// never: recorded as −1, or as no data.
+func (c *evalCtx) etaResult(key string, eta time.Duration, ok, holds bool) any {
 	if !ok {
 		c.noDataFor(key)
-		return boxedNever, nil
+		return boxedNever
 	}
-	if eta == Never || conf < c.minConfidence {
+	if eta == Never || !holds {
 		c.record(key, -1)
-		return boxedNever, nil
+		return boxedNever
 	}
-	if eta < 0 {
-		eta = 0
-	}
+	eta = max(eta, 0)
 	c.record(key, eta.Seconds())
-	if eta < c.minETA {
-		c.minETA = eta
-	}
-	return eta, nil
+	c.minETA = min(c.minETA, eta)
+	return eta
 }
 
 func callETAWithin(c *evalCtx, args []any) (any, error) {
@@ -289,20 +291,8 @@ func callETAWithin(c *evalCtx, args []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := e.key2("eta_within", level, float64(horizon), true)
 	eta, ok := c.src.ETAWithin(c.subject, e.sel, level, horizon, c.minConfidence, c.now)
-	if !ok {
-		c.noDataFor(key)
-		return boxedNever, nil
-	}
-	if eta == Never || eta > horizon {
-		c.record(key, -1)
-		return boxedNever, nil
-	}
-	eta = max(eta, 0)
-	c.record(key, eta.Seconds())
-	c.minETA = min(c.minETA, eta)
-	return eta, nil
+	return c.etaResult(e.key2("eta_within", level, float64(horizon), true), eta, ok, eta <= horizon), nil
 }
 
 func callETAConfidence(c *evalCtx, args []any) (any, error) {
