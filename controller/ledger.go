@@ -279,15 +279,9 @@ func (l *ledger) setErr(in rules.Intent, state string, attempts int, errText str
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := l.change(ctx, in.Key, func(e *LedgerEntry) (*LedgerEntry, error) {
-		if e == nil {
-			e = l.newEntry(in, state, now)
-		} else {
-			if e.Epoch > in.Epoch {
-				return nil, fmt.Errorf("%w: entry written at epoch %d, this write is of epoch %d", ErrNotLeader, e.Epoch, in.Epoch)
-			}
-			e.State, e.Updated, e.Epoch = state, now, in.Epoch
-			e.History = append(e.History, LedgerStep{State: state, At: now})
-			l.stamp(e)
+		e, err := l.advance(e, in, state, now)
+		if err != nil {
+			return nil, err
 		}
 		e.Error = errText
 		if attempts > 0 {
@@ -296,6 +290,21 @@ func (l *ledger) setErr(in rules.Intent, state string, attempts int, errText str
 		return e, nil
 	})
 	return err
+}
+
+// advance moves e, in's entry (nil: none yet, a new one is made), to
+// state at now under in's epoch; ErrNotLeader when a newer epoch wrote it.
+func (l *ledger) advance(e *LedgerEntry, in rules.Intent, state string, now time.Time) (*LedgerEntry, error) {
+	if e == nil {
+		return l.newEntry(in, state, now), nil
+	}
+	if e.Epoch > in.Epoch {
+		return nil, fmt.Errorf("%w: entry written at epoch %d, this write is of epoch %d", ErrNotLeader, e.Epoch, in.Epoch)
+	}
+	e.State, e.Updated, e.Epoch = state, now, in.Epoch
+	e.History = append(e.History, LedgerStep{State: state, At: now})
+	l.stamp(e)
+	return e, nil
 }
 
 // change applies fn to intentKey's entry (nil when there is none) and

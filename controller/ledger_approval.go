@@ -76,16 +76,11 @@ func (l *ledger) requestApproval(in rules.Intent, now time.Time) error {
 	defer cancel()
 	const state = "awaiting_approval"
 	_, err := l.change(ctx, in.Key, func(e *LedgerEntry) (*LedgerEntry, error) {
-		if e == nil {
-			e = l.newEntry(in, state, now)
-		} else {
-			if e.Epoch > in.Epoch {
-				return nil, fmt.Errorf("%w: entry written at epoch %d, this write is of epoch %d", ErrNotLeader, e.Epoch, in.Epoch)
-			}
-			e.State, e.Updated, e.Epoch, e.Error = state, now, in.Epoch, ""
-			e.History = append(e.History, LedgerStep{State: state, At: now})
-			l.stamp(e)
+		e, err := l.advance(e, in, state, now)
+		if err != nil {
+			return nil, err
 		}
+		e.Error = ""
 		e.Approval = &LedgerApproval{
 			Requested: now, FiredAt: in.At, Values: finiteValues(in.Values), Labels: in.Labels,
 			Annotations: in.Annotations, PredictedFailure: in.PredictedFailure, Scope: in.Scope,
